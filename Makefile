@@ -1,0 +1,36 @@
+# Set-up and everyday commands. Each target creates the virtual environment on
+# first use, so on a fresh machine `make demo` and `make test` need nothing else.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch; an unpinned torch pulls a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+BIN = $(VENV)/bin
+
+.PHONY: install demo test lint format clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: install
+	$(BIN)/python examples/quickstart.py
+
+test: install
+	$(BIN)/ruff check skae tests examples bench scripts
+	$(BIN)/ruff format --check skae tests examples bench scripts
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check skae tests examples bench scripts
+	$(BIN)/ruff format --check skae tests examples bench scripts
+
+format: install
+	$(BIN)/ruff check --fix skae tests examples bench scripts
+	$(BIN)/ruff format skae tests examples bench scripts
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

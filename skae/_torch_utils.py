@@ -1,0 +1,73 @@
+"""Devices and random generators for the torch side. Never imports scikit-learn."""
+
+import numbers
+
+import numpy as np
+import torch
+
+DEVICE_NAMES = ("cpu", "cuda", "mps", "auto")
+
+
+def resolve_device(name):
+    """Return the torch.device named by `name`, checking that it is available.
+
+    "auto" picks the first of cuda, mps and cpu that is available.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device={name!r} is not a torch device; use one of {DEVICE_NAMES} "
+            "or an indexed one such as 'cuda:1'."
+        ) from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={name!r} but CUDA is not available on this machine; "
+                "use device='cpu' or device='auto'."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={name!r} but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device={name!r} but MPS is not available on this machine; "
+            "use device='cpu' or device='auto'."
+        )
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(
+            f"device={name!r} is not supported; use one of {DEVICE_NAMES}."
+        )
+    return device
+
+
+def make_generator(random_state):
+    """Return a CPU torch.Generator seeded from a scikit-learn `random_state`.
+
+    An int seeds the generator directly, so a model built with seed s draws the
+    same initial weights as torch's own layers after ``torch.manual_seed(s)``.
+    None takes fresh entropy from the operating system, and a RandomState draws
+    one seed from itself; neither touches the global NumPy or torch state.
+    """
+    if random_state is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    elif isinstance(random_state, numbers.Integral):
+        seed = int(random_state)
+    elif isinstance(random_state, np.random.RandomState):
+        seed = int(random_state.randint(np.iinfo(np.int32).max))
+    else:
+        raise ValueError(
+            f"random_state={random_state!r} must be None, an int or a "
+            "numpy.random.RandomState."
+        )
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(seed)
+    return generator

@@ -1,0 +1,125 @@
+"""The torch side alone: tensors in, tensors out, no scikit-learn."""
+
+import ast
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import skae
+from skae._modules import build_autoencoder, build_mlp, split_last_activation
+from skae._torch_utils import make_generator
+from skae._training import apply_in_batches, make_optimizer, train_epochs
+
+TORCH_ONLY = ("_modules", "_training", "_torch_utils")
+
+
+@pytest.mark.parametrize("name", TORCH_ONLY)
+def test_torch_modules_never_import_scikit_learn(name):
+    source = Path(skae.__file__).with_name(f"{name}.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module)
+    assert "torch" in imported
+    assert not any(module.startswith("sklearn") for module in imported)
+    skae_modules = {m.split(".")[1] for m in imported if m.startswith("skae.")}
+    assert skae_modules <= set(TORCH_ONLY)
+
+
+def test_build_mlp_layers_and_activations():
+    mlp = build_mlp([6, 4, 2], "tanh", "identity")
+    assert [type(m) for m in mlp] == [nn.Linear, nn.Tanh, nn.Linear]
+    mlp = build_mlp([6, 4, 2], "relu", "logistic")
+    assert [type(m) for m in mlp] == [nn.Linear, nn.ReLU, nn.Linear, nn.Sigmoid]
+
+
+def test_autoencoder_is_mirrored():
+    encoder, decoder = build_autoencoder(10, (8, 4), 2)
+    assert [m.out_features for m in encoder if isinstance(m, nn.Linear)] == [8, 4, 2]
+    assert [m.out_features for m in decoder if isinstance(m, nn.Linear)] == [4, 8, 10]
+
+
+def test_initialisation_matches_torch_default_under_the_same_seed():
+    generator = torch.Generator().manual_seed(5)
+    ours = build_mlp([7, 3], "identity", "identity", generator)[0]
+    torch.manual_seed(5)
+    reference = nn.Linear(7, 3)
+    torch.testing.assert_close(ours.weight, reference.weight)
+    torch.testing.assert_close(ours.bias, reference.bias)
+    assert ours.weight.abs().max() <= 1 / math.sqrt(7)
+
+
+def test_split_last_activation():
+    body, last = split_last_activation(build_mlp([4, 2], "relu", "logistic"))
+    assert isinstance(last, nn.Sigmoid) and len(body) == 1
+    body, last = split_last_activation(build_mlp([4, 2], "relu", "identity"))
+    assert last is None and len(body) == 1
+
+
+def test_train_epochs_records_and_stops_on_request():
+    generator = make_generator(0)
+    encoder, decoder = build_autoencoder(5, (4,), 2, generator=generator)
+    X = torch.rand(64, 5, generator=generator)
+    optimizer = make_optimizer(
+        [*encoder.parameters(), *decoder.parameters()], "adam", 0.01
+    )
+    seen = []
+    records = train_epochs(
+        encoder,
+        decoder,
+        X,
+        optimizer=optimizer,
+        n_epochs=10,
+        batch_size=16,
+        generator=generator,
+        on_epoch_end=lambda record: seen.append(record) or record.epoch == 2,
+    )
+    assert [r.epoch for r in records] == [0, 1, 2]
+    assert seen == records
+    assert all(r.train_loss > 0 and r.seconds >= 0 for r in records)
+    assert not encoder.training
+
+
+def test_train_epochs_loss_is_the_sample_weighted_mean():
+    encoder, decoder = build_autoencoder(3, (), 1, generator=make_generator(0))
+    optimizer = make_optimizer(
+        [*encoder.parameters(), *decoder.parameters()], "sgd", 1e-12, momentum=0
+    )
+    X = torch.rand(10, 3)
+    (record,) = train_epochs(
+        encoder,
+        decoder,
+        X,
+        optimizer=optimizer,
+        n_epochs=1,
+        batch_size=4,
+        shuffle=False,
+    )
+    with torch.no_grad():
+        expected = 0.5 * ((decoder(encoder(X)) - X) ** 2).mean()
+    assert record.train_loss == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_apply_in_batches_matches_one_pass(monkeypatch):
+    import numpy as np
+
+    from skae import _training
+
+    monkeypatch.setattr(_training, "INFERENCE_BATCH_SIZE", 7)
+    module = build_mlp([4, 3], "relu", "identity", make_generator(0))
+    X = np.random.RandomState(0).rand(30, 4)
+    out = apply_in_batches(module, X)
+    assert out.dtype == np.float64
+    with torch.no_grad():
+        expected = module(torch.from_numpy(X).float()).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_unknown_solver_is_refused():
+    with pytest.raises(ValueError, match="solver='lbfgs'"):
+        make_optimizer([nn.Parameter(torch.zeros(1))], "lbfgs", 0.1)
