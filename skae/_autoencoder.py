@@ -99,6 +99,13 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Torch device to train and infer on: "cpu", "cuda", "cuda:1", "mps", or
         "auto" (the first of cuda, mps and cpu that is available).
 
+    callbacks : list of callable, default=None
+        Each is called at the end of every epoch as ``callback(estimator,
+        record)``, where ``record`` has the fields ``epoch`` (from 0),
+        ``train_loss``, ``validation_loss`` and ``seconds``. The estimator can be
+        used for inference inside the callback (its attributes describe the
+        epochs so far). Returning True stops training.
+
     Attributes
     ----------
     encoder_ : torch.nn.Sequential
@@ -161,6 +168,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [str],
+        "callbacks": [list, None],
     }
 
     def __init__(
@@ -182,6 +190,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         random_state=None,
         verbose=0,
         device="cpu",
+        callbacks=None,
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -199,6 +208,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.callbacks = callbacks
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -240,7 +250,13 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self.learning_rate_init,
             self.momentum,
         )
-        records = train_epochs(
+        self.encoder_ = encoder
+        self.decoder_ = decoder
+        self.loss_curve_ = []
+        self.n_iter_ = 0
+        self._n_features_out = self.n_components
+        self._device = device
+        train_epochs(
             encoder,
             decoder,
             _to_tensor(X, device),
@@ -251,15 +267,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             alpha=self.alpha,
             shuffle=self.shuffle,
             generator=generator,
-            on_epoch_end=self._report_epoch if self.verbose else None,
+            on_epoch_end=self._end_epoch,
         )
-        self.encoder_ = encoder
-        self.decoder_ = decoder
-        self.loss_curve_ = [record.train_loss for record in records]
-        self.loss_ = self.loss_curve_[-1]
-        self.n_iter_ = len(records)
-        self._n_features_out = self.n_components
-        self._device = device
         return self
 
     def transform(self, X):
@@ -409,12 +418,22 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                     "MinMaxScaler) or use loss='squared_error'."
                 )
 
-    def _report_epoch(self, record):
-        """Print one line per epoch when verbose."""
-        print(
-            f"Epoch {record.epoch + 1}/{self.max_iter}, "
-            f"loss = {record.train_loss:.6f}, {record.seconds:.2f} s"
-        )
+    def _end_epoch(self, record):
+        """Record an epoch, report it, and ask the callbacks whether to stop."""
+        self.loss_curve_.append(record.train_loss)
+        self.loss_ = record.train_loss
+        self.n_iter_ = record.epoch + 1
+        if self.verbose:
+            print(
+                f"Epoch {record.epoch + 1}/{self.max_iter}, "
+                f"loss = {record.train_loss:.6f}, {record.seconds:.2f} s"
+            )
+        stop = False
+        for callback in self.callbacks or ():
+            # Only True stops: a callback may return anything else, an array
+            # included. Every callback sees the epoch, even after one asked to stop.
+            stop = (callback(self, record) is True) or stop
+        return stop
 
 
 def _to_tensor(X, device):

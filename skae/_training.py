@@ -26,6 +26,7 @@ class EpochRecord:
     epoch: int
     train_loss: float
     seconds: float
+    validation_loss: float | None = None
 
 
 def make_optimizer(parameters, solver, learning_rate, momentum=0.9):
@@ -116,11 +117,12 @@ def train_epochs(
         One per completed epoch.
     """
     n_samples = X.shape[0]
-    encoder.train()
-    decoder.train()
     records = []
     for epoch in range(first_epoch, first_epoch + n_epochs):
         start_time = time.perf_counter()
+        # Callbacks may run inference between epochs, which switches to eval mode.
+        encoder.train()
+        decoder.train()
         if shuffle:
             order = torch.randperm(n_samples, generator=generator).to(X.device)
         # Accumulate on the device: one host synchronisation per epoch, not per batch.

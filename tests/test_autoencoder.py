@@ -410,3 +410,29 @@ def test_bad_input_is_refused_and_leaves_the_model_unchanged(
     with pytest.raises(error, match=match):
         getattr(ae, method)(make_X(X_small))
     assert_unchanged(ae, X_small, before)
+
+
+def test_callbacks_see_every_epoch_and_can_stop(X_small):
+    seen = []
+
+    def record_epoch(estimator, record):
+        seen.append((record.epoch, record.train_loss, estimator.n_iter_))
+        # The model is usable for inference between epochs.
+        assert estimator.transform(X_small[:3]).shape == (3, 2)
+
+    def stop_after_three(estimator, record):
+        return record.epoch == 2
+
+    ae = tiny(max_iter=10, random_state=0, callbacks=[record_epoch, stop_after_three])
+    ae.fit(X_small)
+    assert ae.n_iter_ == 3
+    assert [epoch for epoch, _, _ in seen] == [0, 1, 2]
+    assert [loss for _, loss, _ in seen] == ae.loss_curve_
+    assert [n_iter for _, _, n_iter in seen] == [1, 2, 3]
+
+
+def test_callbacks_do_not_change_training(X_small):
+    plain = tiny(random_state=0).fit(X_small)
+    watched = tiny(random_state=0, callbacks=[lambda est, rec: est.predict(X_small)])
+    watched.fit(X_small)
+    assert watched.loss_curve_ == plain.loss_curve_
