@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
+# The main job: the autoencoder against PCA on the MNIST sample shipped with skae.
 demo: install
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/skae compare --data mnist-sample --n-components 2 30 100 --out report/
 
 test: install
 	$(BIN)/ruff check skae tests examples bench scripts

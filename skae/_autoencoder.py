@@ -1,5 +1,6 @@
 """MLPAutoencoder: the one bridge between scikit-learn and the torch code."""
 
+import sys
 from numbers import Integral, Real
 
 import numpy as np
@@ -93,7 +94,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         changed. Pass an int for reproducible results.
 
     verbose : int, default=0
-        0 prints nothing; 1 prints one line per epoch.
+        0 prints nothing; 1 prints one line per epoch (loss and seconds); 2 or
+        more also shows a tqdm progress bar over each epoch's batches (on stderr,
+        when tqdm is installed).
 
     device : str, default="cpu"
         Torch device to train and infer on: "cpu", "cuda", "cuda:1", "mps", or
@@ -268,6 +271,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             shuffle=self.shuffle,
             generator=generator,
             on_epoch_end=self._end_epoch,
+            batch_progress=self._batch_progress_bar if self.verbose >= 2 else None,
         )
         return self
 
@@ -424,7 +428,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.loss_ = record.train_loss
         self.n_iter_ = record.epoch + 1
         if self.verbose:
-            print(
+            _print_progress_line(
                 f"Epoch {record.epoch + 1}/{self.max_iter}, "
                 f"loss = {record.train_loss:.6f}, {record.seconds:.2f} s"
             )
@@ -434,6 +438,39 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             # included. Every callback sees the epoch, even after one asked to stop.
             stop = (callback(self, record) is True) or stop
         return stop
+
+    def _batch_progress_bar(self, epoch, n_batches):
+        """Return a tqdm bar over one epoch's batches, or a silent stand-in."""
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return _NoProgress()
+        return tqdm(
+            total=n_batches,
+            desc=f"Epoch {epoch + 1}/{self.max_iter}",
+            unit="batch",
+            leave=False,
+        )
+
+
+class _NoProgress:
+    """Stands in for a progress bar when tqdm is missing."""
+
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _print_progress_line(line):
+    """Print a line without breaking a tqdm bar that may be on screen."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        print(line)
+    else:
+        tqdm.write(line, file=sys.stdout)
 
 
 def _to_tensor(X, device):

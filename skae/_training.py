@@ -83,6 +83,7 @@ def train_epochs(
     generator=None,
     first_epoch=0,
     on_epoch_end=None,
+    batch_progress=None,
 ):
     """Run `n_epochs` passes of mini-batch optimisation over the rows of `X`.
 
@@ -110,6 +111,9 @@ def train_epochs(
         Number given to the first epoch's record.
     on_epoch_end : callable, default=None
         Called with each `EpochRecord`; returning True stops training.
+    batch_progress : callable, default=None
+        ``batch_progress(epoch, n_batches)`` returns an object with ``update(n)``
+        and ``close()`` (a tqdm bar, say), advanced after every batch.
 
     Returns
     -------
@@ -127,6 +131,9 @@ def train_epochs(
             order = torch.randperm(n_samples, generator=generator).to(X.device)
         # Accumulate on the device: one host synchronisation per epoch, not per batch.
         loss_sum = torch.zeros((), dtype=torch.float64, device=X.device)
+        progress = None
+        if batch_progress is not None:
+            progress = batch_progress(epoch, -(-n_samples // batch_size))
         for start in range(0, n_samples, batch_size):
             stop = min(start + batch_size, n_samples)
             batch = X[order[start:stop]] if shuffle else X[start:stop]
@@ -139,6 +146,10 @@ def train_epochs(
             batch_loss.backward()
             optimizer.step()
             loss_sum += batch_loss.detach() * (stop - start)
+            if progress is not None:
+                progress.update(1)
+        if progress is not None:
+            progress.close()
         record = EpochRecord(
             epoch=epoch,
             train_loss=float(loss_sum) / n_samples,

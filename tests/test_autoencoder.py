@@ -9,9 +9,10 @@ from scipy import sparse
 from sklearn.exceptions import NotFittedError
 
 from skae import MLPAutoencoder
+from skae._presets import CHAPTER_PARAMS
 from skae.datasets import load_mnist_sample
 
-CHAPTER_PARAMS = dict(
+CHAPTER_PARAMS_SPELLED_OUT = dict(
     n_components=100,
     hidden_layer_sizes=(256, 128),
     activation="logistic",
@@ -24,6 +25,10 @@ CHAPTER_PARAMS = dict(
     max_iter=10,
     shuffle=True,
 )
+
+
+def test_chapter_preset_is_the_chapter_model():
+    assert CHAPTER_PARAMS == CHAPTER_PARAMS_SPELLED_OUT
 
 
 def tiny(**params):
@@ -84,7 +89,7 @@ def test_chapter_model_matches_the_chapter_loop(seed):
     X, _ = load_mnist_sample()
     X = X[:3000].astype(np.float64)
     expected = chapter_loop(X, seed)
-    ae = MLPAutoencoder(**CHAPTER_PARAMS, random_state=seed).fit(X)
+    ae = MLPAutoencoder(**CHAPTER_PARAMS_SPELLED_OUT, random_state=seed).fit(X)
     assert ae.n_iter_ == 10
     assert_allclose(ae.loss_curve_, expected, rtol=0.03)
     # The architecture is the chapter's, layer by layer.

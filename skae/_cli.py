@@ -1,0 +1,418 @@
+"""The ``skae`` command: train autoencoders, compare them to PCA, write a report."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import skae
+from skae import datasets
+from skae._presets import PRESETS
+
+NAMED_DATA = ("mnist-sample", "mnist", "fashion-mnist")
+DEFAULT_N_COMPONENTS = (2, 30, 100)
+
+
+class UsageError(Exception):
+    """A problem with the command's arguments or inputs: exit status 2."""
+
+
+def main(argv=None):
+    """Run the ``skae`` command line; return the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "compare":
+            return _compare(args)
+    except UsageError as error:
+        parser.exit(2, f"skae: error: {error}\n")
+    except KeyboardInterrupt:
+        print("skae: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    parser.print_help()
+    return 2
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="skae",
+        description="Autoencoders next to PCA, on MNIST-like images.",
+    )
+    parser.add_argument("--version", action="version", version=skae.__version__)
+    commands = parser.add_subparsers(dest="command")
+    compare = commands.add_parser(
+        "compare",
+        help="train autoencoders and PCA, and report their reconstruction errors",
+        description=(
+            "Fit PCA and an MLPAutoencoder for each n_components on the training "
+            "images, measure the reconstruction error on the test images, and "
+            "write pictures, results.json and report.md to --out."
+        ),
+    )
+    compare.add_argument(
+        "--data",
+        nargs="+",
+        default=["mnist-sample"],
+        metavar="SOURCE",
+        help=(
+            "mnist-sample (default: 5,000 digits shipped with skae), mnist "
+            "(local cache or OpenML), fashion-mnist (Debian's package, cache or "
+            "OpenML), or paths: a directory of MNIST CSV/IDX files, one file "
+            "(split into train and test), or a training and a test file"
+        ),
+    )
+    compare.add_argument(
+        "--n-components",
+        nargs="+",
+        type=_positive_int,
+        default=list(DEFAULT_N_COMPONENTS),
+        metavar="N",
+        help="code widths to compare (default: 2 30 100)",
+    )
+    compare.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help=(
+            "'chapter': the textbook's 784-256-128-k sigmoid model, Adam 0.01, "
+            "batch 256, 10 epochs; 'default': skae's defaults"
+        ),
+    )
+    compare.add_argument(
+        "--max-iter", type=_positive_int, help="epochs (default: the preset's)"
+    )
+    compare.add_argument(
+        "--train-size",
+        type=_positive_int,
+        help="use only this many training images (a random subset)",
+    )
+    compare.add_argument(
+        "--test-size",
+        type=_positive_int,
+        default=1000,
+        help="test images held out when a source has no test split (default: 1000)",
+    )
+    compare.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    compare.add_argument(
+        "--display-step",
+        type=_positive_int,
+        help="also save a grid of test reconstructions every this many epochs",
+    )
+    compare.add_argument(
+        "--out", type=Path, default=Path("report"), help="output directory (report/)"
+    )
+    compare.add_argument(
+        "--device", default="cpu", help="torch device: cpu, cuda, mps, auto (cpu)"
+    )
+    compare.add_argument("--no-progress", action="store_true", help="no progress bar")
+    compare.add_argument(
+        "--quiet", action="store_true", help="print only the final table"
+    )
+    return parser
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _compare(args):
+    """Run ``skae compare``; every check that can fail happens before training."""
+    plt = _import_extras()
+    from sklearn.decomposition import PCA
+
+    from skae import MLPAutoencoder
+    from skae.metrics import compare
+    from skae.plotting import (
+        plot_error_vs_components,
+        plot_images,
+        plot_latent,
+        plot_loss_curve,
+        plot_reconstructions,
+    )
+
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory.")
+    X_train, _, X_test, y_test = _load_data(args)
+    n_features = X_train.shape[1]
+    too_wide = [n for n in args.n_components if n > n_features]
+    if too_wide:
+        raise UsageError(
+            f"--n-components {too_wide[0]} must be <= n_features={n_features}."
+        )
+    n_components_list = sorted(set(args.n_components))
+    params = dict(PRESETS[args.preset])
+    if args.max_iter:
+        params["max_iter"] = args.max_iter
+    params.update(random_state=args.random_state, device=args.device)
+    try:
+        skae._torch_utils.resolve_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+    if not args.quiet:
+        print(
+            f"data: {' '.join(args.data)}: {len(X_train)} training and "
+            f"{len(X_test)} test images; preset: {args.preset}"
+        )
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".skae-compare-", dir=out.parent))
+    try:
+        models = {}
+        for n in n_components_list:
+            models[f"PCA-{n}"] = PCA(n_components=n, random_state=args.random_state)
+            models[f"AE-{n}"] = MLPAutoencoder(
+                **{**params, "n_components": n},
+                verbose=0 if args.quiet else (1 if args.no_progress else 2),
+                callbacks=_display_callbacks(
+                    args, X_test, staging, n, plot_images, plt
+                ),
+            )
+        table = compare(models, X_train, X_test, verbose=not args.quiet)
+        table = _add_ratio_to_pca(table)
+        print(("" if args.quiet else "\n") + _format_table(table))
+
+        pca_and_ae = {name: models[name] for name in models}
+        fig = plot_reconstructions(X_test, pca_and_ae, n=10)
+        fig.savefig(staging / "reconstructions.png", dpi=80)
+        ax = plot_images(X_test, 3, 5, title="test images")
+        ax.figure.savefig(staging / "originals.png", dpi=80)
+        _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+        for n in n_components_list:
+            plot_loss_curve(models[f"AE-{n}"], ax=ax, label=f"AE-{n}")
+        ax.figure.savefig(staging / "loss_curve.png", dpi=80)
+        ax = plot_error_vs_components(table)
+        ax.figure.savefig(staging / "error_vs_components.png", dpi=80)
+        if 2 in n_components_list:
+            fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
+            for ax, name in zip(axes, ["AE-2", "PCA-2"], strict=True):
+                plot_latent(models[name], y_test, X=X_test, ax=ax)
+                ax.set_title(f"{name}: 2-D code of the test images")
+            fig.savefig(staging / "latent_2d.png", dpi=80)
+        plt.close("all")
+
+        results = _results_record(args, params, X_train, X_test, table)
+        (staging / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (staging / "report.md").write_text(_report_markdown(results, table, staging))
+        written = _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not args.quiet:
+        print(f"\nwrote {len(written)} files to {args.out}/: {', '.join(written)}")
+    return 0
+
+
+def _display_callbacks(args, X_test, staging, n, plot_images, plt):
+    """Save test reconstructions every k epochs, as the chapter's display_step."""
+    if not args.display_step:
+        return []
+    step = args.display_step
+    folder = staging / "progress"
+    folder.mkdir(exist_ok=True)
+
+    def save_grid(estimator, record):
+        last = record.epoch + 1 == estimator.max_iter
+        if record.epoch % step == 0 or last:
+            ax = plot_images(
+                estimator.predict(X_test[:15]),
+                3,
+                5,
+                title=f"AE-{n}, epoch {record.epoch + 1}",
+            )
+            ax.figure.savefig(
+                folder / f"AE-{n}_epoch{record.epoch + 1:03d}.png", dpi=80
+            )
+            plt.close(ax.figure)
+
+    return [save_grid]
+
+
+def _load_data(args):
+    """Return X_train, y_train, X_test, y_test for --data, or raise UsageError."""
+    sources = args.data
+    try:
+        if len(sources) == 1 and sources[0] in NAMED_DATA:
+            name = sources[0]
+            if name == "mnist-sample":
+                X, y = datasets.load_mnist_sample()
+                split = _split(X, y, args)
+            else:
+                loader = {
+                    "mnist": datasets.load_mnist,
+                    "fashion-mnist": datasets.load_fashion_mnist,
+                }[name]
+                split = (*loader(subset="train"), *loader(subset="test"))
+        elif len(sources) == 1:
+            path = Path(sources[0])
+            if path.is_dir():
+                split = (
+                    *datasets.load_mnist(path, subset="train"),
+                    *datasets.load_mnist(path, subset="test"),
+                )
+            else:
+                split = _split(*datasets.load_mnist(path), args)
+        elif len(sources) == 2:
+            split = (
+                *datasets.load_mnist(sources[0]),
+                *datasets.load_mnist(sources[1]),
+            )
+        else:
+            raise UsageError(
+                "--data takes one source, or a training and a test file; got "
+                f"{len(sources)}."
+            )
+    except (OSError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    X_train, y_train, X_test, y_test = split
+    if args.train_size and args.train_size < len(X_train):
+        keep = np.random.RandomState(args.random_state).permutation(len(X_train))
+        keep = np.sort(keep[: args.train_size])
+        X_train, y_train = X_train[keep], y_train[keep]
+    return X_train, y_train, X_test, y_test
+
+
+def _split(X, y, args):
+    """Hold out --test-size images, stratified by label."""
+    from sklearn.model_selection import train_test_split
+
+    if args.test_size >= len(X):
+        raise UsageError(
+            f"--test-size {args.test_size} must be smaller than the {len(X)} images."
+        )
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=args.test_size, random_state=args.random_state, stratify=y
+    )
+    return X_train, y_train, X_test, y_test
+
+
+def _add_ratio_to_pca(table):
+    """Add each model's test MSE divided by PCA's at the same n_components."""
+    pca = table[table["model"] == "PCA"].set_index("n_components")["test_mse"]
+    table = table.copy()
+    table.insert(3, "mse_vs_pca", table["test_mse"] / table["n_components"].map(pca))
+    return table
+
+
+def _format_table(table):
+    columns = {
+        "n_components": "n_components",
+        "model": "model",
+        "test_mse": "test MSE",
+        "mse_vs_pca": "vs PCA",
+        "squared_error_per_image": "SE/image",
+        "fit_seconds": "fit s",
+        "transform_seconds": "transform s",
+    }
+    view = table[list(columns)].rename(columns=columns)
+    return view.to_string(
+        index=False,
+        formatters={
+            "test MSE": "{:.5f}".format,
+            "vs PCA": "{:.2f}".format,
+            "SE/image": "{:.2f}".format,
+            "fit s": "{:.2f}".format,
+            "transform s": "{:.3f}".format,
+        },
+    )
+
+
+def _results_record(args, params, X_train, X_test, table):
+    import sklearn
+    import torch
+
+    return {
+        "command": "skae compare " + " ".join(sys.argv[1:] if sys.argv else []),
+        "data": args.data,
+        "preset": args.preset,
+        "autoencoder_params": {
+            key: (list(value) if isinstance(value, tuple) else value)
+            for key, value in params.items()
+        },
+        "n_train": len(X_train),
+        "n_test": len(X_test),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpu_count": os.cpu_count(),
+        },
+        "versions": {
+            "skae": skae.__version__,
+            "torch": torch.__version__,
+            "scikit-learn": sklearn.__version__,
+            "python": platform.python_version(),
+        },
+        "results": table.reset_index().to_dict(orient="records"),
+    }
+
+
+def _report_markdown(results, table, staging):
+    lines = [
+        "# skae compare",
+        "",
+        f"Data: {' '.join(results['data'])} ({results['n_train']} training, "
+        f"{results['n_test']} test images). Preset: {results['preset']}. "
+        f"Date: {results['date']}.",
+        "",
+        "Test reconstruction error (MSE per pixel; SE/image is summed over the "
+        "784 pixels):",
+        "",
+        "```",
+        _format_table(table),
+        "```",
+        "",
+    ]
+    pictures = [
+        ("reconstructions.png", "Test images, then each model's reconstructions"),
+        ("error_vs_components.png", "Test error against n_components"),
+        ("loss_curve.png", "Autoencoder training loss per epoch"),
+        ("latent_2d.png", "2-D codes of the test images"),
+        ("originals.png", "Test images"),
+    ]
+    for filename, caption in pictures:
+        if (staging / filename).exists():
+            lines += [f"## {caption}", "", f"![{caption}]({filename})", ""]
+    return "\n".join(lines)
+
+
+def _publish(staging, out):
+    """Move the finished files into `out`, each with an atomic rename."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(staging.rglob("*")):
+        if path.is_file():
+            relative = path.relative_to(staging)
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, out / relative)
+            written.append(str(relative))
+    return written
+
+
+def _import_extras():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import pandas  # noqa: F401  (compare's table)
+    except ImportError as error:
+        raise UsageError(
+            f"skae compare needs matplotlib and pandas ({error}): "
+            "pip install 'skae[all]'."
+        ) from None
+    return plt

@@ -1,0 +1,180 @@
+"""The ``skae`` command end to end, on small data."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from skae._cli import main
+
+FAST = ["--max-iter", "2", "--train-size", "300", "--test-size", "100"]
+
+
+def run(tmp_path, *args):
+    out = tmp_path / "report"
+    return main(["compare", *args, "--out", str(out), "--no-progress"]), out
+
+
+def leftovers(tmp_path):
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".skae"))
+
+
+def test_compare_on_the_sample_writes_the_report(tmp_path, capsys):
+    status, out = run(tmp_path, "--n-components", "2", "5", *FAST)
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "Epoch 2/2, loss = " in printed
+    assert "fitting AE-5" in printed
+    assert "vs PCA" in printed and "MLPAutoencoder" in printed
+    expected = {
+        "reconstructions.png",
+        "originals.png",
+        "loss_curve.png",
+        "error_vs_components.png",
+        "latent_2d.png",
+        "results.json",
+        "report.md",
+    }
+    assert {p.name for p in out.iterdir()} == expected
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_train"] == 300 and results["n_test"] == 100
+    rows = {(r["model"], r["n_components"]): r for r in results["results"]}
+    assert set(rows) == {
+        ("PCA", 2),
+        ("PCA", 5),
+        ("MLPAutoencoder", 2),
+        ("MLPAutoencoder", 5),
+    }
+    assert rows[("PCA", 5)]["mse_vs_pca"] == 1.0
+    assert rows[("MLPAutoencoder", 2)]["test_mse"] > 0
+    report = (out / "report.md").read_text()
+    assert "![" in report and "reconstructions.png" in report
+    assert leftovers(tmp_path) == []
+
+
+def test_chapter_preset_and_display_step(tmp_path):
+    status, out = run(
+        tmp_path,
+        "--preset",
+        "chapter",
+        "--n-components",
+        "8",
+        "--display-step",
+        "1",
+        *FAST,
+    )
+    assert status == 0
+    results = json.loads((out / "results.json").read_text())
+    params = results["autoencoder_params"]
+    assert params["hidden_layer_sizes"] == [256, 128]
+    assert params["activation"] == "logistic"
+    assert params["learning_rate_init"] == 0.01
+    assert params["max_iter"] == 2  # --max-iter overrides the preset's 10
+    assert sorted(p.name for p in (out / "progress").iterdir()) == [
+        "AE-8_epoch001.png",
+        "AE-8_epoch002.png",
+    ]
+    assert not (out / "latent_2d.png").exists()
+
+
+def write_csv(path, X, y):
+    rows = np.column_stack([y, np.round(X * 255)]).astype(int)
+    header = "label," + ",".join(f"p{i}" for i in range(784))
+    np.savetxt(path, rows, fmt="%d", delimiter=",", header=header, comments="")
+    return path
+
+
+def test_compare_on_the_chapter_csv_files(tmp_path):
+    from skae.datasets import load_mnist_sample
+
+    X, y = load_mnist_sample()
+    train = write_csv(tmp_path / "mnist_train.csv", X[:200], y[:200])
+    test = write_csv(tmp_path / "mnist_test.csv", X[200:260], y[200:260])
+    status, out = run(
+        tmp_path,
+        "--data",
+        str(train),
+        str(test),
+        "--n-components",
+        "3",
+        "--max-iter",
+        "1",
+    )
+    assert status == 0
+    results = json.loads((out / "results.json").read_text())
+    assert (results["n_train"], results["n_test"]) == (200, 60)
+    status, out = run(
+        tmp_path, "--data", str(tmp_path), "--n-components", "3", "--max-iter", "1"
+    )
+    assert status == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "no-such-dataset"], "no-such-dataset: no such file"),
+        (["--n-components", "900"], "must be <= n_features=784"),
+        (["--n-components", "0"], "0 must be >= 1"),
+        (["--max-iter", "two"], "'two' is not an integer"),
+        (["--preset", "fancy"], "invalid choice: 'fancy'"),
+        (["--test-size", "5000"], "--test-size 5000 must be smaller"),
+        (["--device", "cuda:7"], "device='cuda:7'"),
+        (["--data", "a.csv", "b.csv", "c.csv"], "one source, or a training"),
+    ],
+)
+def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run(tmp_path, *args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_data_file_is_named(tmp_path, capsys):
+    bad = tmp_path / "broken.csv"
+    bad.write_text("label,a,b\n1,2,3\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run(tmp_path, "--data", str(bad))
+    assert exit_info.value.code == 2
+    assert "broken.csv: expected 785 columns" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
+
+
+def test_out_must_not_be_a_file(tmp_path, capsys):
+    target = tmp_path / "report"
+    target.write_text("keep me")
+    with pytest.raises(SystemExit):
+        main(["compare", "--out", str(target)])
+    assert "is not a directory" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+
+
+def test_interrupt_leaves_nothing_half_written(tmp_path, monkeypatch, capsys):
+    import skae.metrics
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(skae.metrics, "compare", interrupted)
+    status, _ = run(tmp_path, *FAST)
+    assert status == 130
+    assert "nothing was written" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_dash_m_skae():
+    result = subprocess.run(
+        [sys.executable, "-m", "skae", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == __import__("skae").__version__
+    result = subprocess.run(
+        [sys.executable, "-m", "skae", "compare", "--n-components", "-3"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
