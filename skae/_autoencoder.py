@@ -1,6 +1,8 @@
 """MLPAutoencoder: the one bridge between scikit-learn and the torch code."""
 
+import copy
 import sys
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,16 +13,28 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from skae._modules import ACTIVATIONS, build_autoencoder
 from skae._torch_utils import make_generator, resolve_device
 from skae._training import (
     LOSSES,
+    NOISE_KINDS,
+    SCHEDULES,
     SOLVERS,
     apply_in_batches,
+    copy_state,
+    load_state,
     make_optimizer,
+    make_scheduler,
+    n_batches,
     train_epochs,
 )
 
@@ -69,8 +83,14 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     solver : {"adam", "adamw", "sgd"}, default="adam"
         Optimizer. "sgd" uses ``momentum``.
 
+    learning_rate : {"constant", "cosine", "one_cycle"}, default="constant"
+        Schedule of the learning rate over the ``max_iter`` epochs of a `fit`,
+        stepped after every batch: constant at ``learning_rate_init``, cosine
+        annealing from it to zero, or one-cycle (warm up to it, then anneal).
+        `partial_fit` always uses ``learning_rate_init``.
+
     learning_rate_init : float, default=0.001
-        Learning rate of the optimizer.
+        Learning rate of the optimizer (the peak of a schedule).
 
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights, in MLPRegressor's form:
@@ -80,13 +100,42 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Rows per optimisation step; clipped to the number of samples.
 
     max_iter : int, default=20
-        Number of epochs (passes over the training data).
+        Maximum number of epochs (passes over the training data) of a `fit`.
 
     shuffle : bool, default=True
         Whether to draw a new order of the samples at every epoch.
 
+    tol : float, default=1e-5
+        Tolerance of the stopping rule: when the training loss (or, with
+        ``early_stopping``, the validation score) has not improved by at least
+        ``tol`` for ``n_iter_no_change`` consecutive epochs, training stops.
+        MLPRegressor's rule; its default of 1e-4 is lowered because images in
+        [0, 1] have losses near 0.01, where 1e-4 would stop training that still
+        improves by 1% an epoch.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement tolerated by the stopping rule.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, score it after
+        every epoch, stop when the score stops improving and restore the
+        weights of the best epoch.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out when ``early_stopping=True``.
+
+    warm_start : bool, default=False
+        When True, `fit` continues from the weights and optimizer state of the
+        previous fit instead of starting afresh.
+
     momentum : float, default=0.9
         Momentum of the "sgd" solver; ignored by the others.
+
+    noise : float or dict, default=None
+        Corrupt the inputs, never the targets, while training: a denoising
+        autoencoder. A float is the standard deviation of added Gaussian noise;
+        a dict may set ``{"gaussian": std, "mask": fraction}``, where "mask"
+        sets that fraction of the entries to zero. Inference is never noisy.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights and the shuffling, through a private torch
@@ -123,8 +172,24 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     loss_curve_ : list of float
         Mean training loss of every epoch.
 
+    best_loss_ : float or None
+        Lowest training loss reached; None when ``early_stopping=True``.
+
+    validation_scores_ : list of float or None
+        Score (negative mean squared error) of the held-out data after every
+        epoch; None unless ``early_stopping=True``.
+
+    validation_loss_curve_ : list of float or None
+        Training loss function on the held-out data after every epoch; None
+        unless ``early_stopping=True``.
+
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``, whose weights the model keeps; None
+        unless ``early_stopping=True``.
+
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run, over all calls to `fit` (with warm start) and
+        `partial_fit`.
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -162,12 +227,19 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "output_activation": [StrOptions(set(ACTIVATIONS))],
         "loss": [StrOptions(set(LOSSES))],
         "solver": [StrOptions(set(SOLVERS))],
+        "learning_rate": [StrOptions(set(SCHEDULES))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
+        "noise": [None, Interval(Real, 0, None, closed="left"), dict],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [str],
@@ -184,12 +256,19 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         output_activation="identity",
         loss="squared_error",
         solver="adam",
+        learning_rate="constant",
         learning_rate_init=0.001,
         alpha=0.0,
         batch_size=256,
         max_iter=20,
         shuffle=True,
+        tol=1e-5,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        warm_start=False,
         momentum=0.9,
+        noise=None,
         random_state=None,
         verbose=0,
         device="cpu",
@@ -202,19 +281,26 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.output_activation = output_activation
         self.loss = loss
         self.solver = solver
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.shuffle = shuffle
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
         self.momentum = momentum
+        self.noise = noise
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
         self.callbacks = callbacks
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the autoencoder to reconstruct X.
 
         Parameters
@@ -225,54 +311,142 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         y : None
             Ignored; present for API consistency.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample's reconstruction loss; None weighs all equally.
+
         Returns
         -------
         self : MLPAutoencoder
             The fitted estimator.
         """
-        X = self._validate_input(X, reset=True)
+        return self._fit(X, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Run one epoch of optimisation over X, keeping the optimizer's state.
+
+        The first call builds the model; later calls continue training it, so
+        data larger than memory can be streamed in chunks.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+
+        y : None
+            Ignored; present for API consistency.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample's reconstruction loss; None weighs all equally.
+
+        Returns
+        -------
+        self : MLPAutoencoder
+            The updated estimator.
+        """
+        return self._fit(X, sample_weight, incremental=True)
+
+    def _fit(self, X, sample_weight, incremental):
+        """Validate everything, then build or continue the model and train it."""
+        first_pass = not hasattr(self, "encoder_") or (
+            not self.warm_start and not incremental
+        )
+        X = self._validate_input(X, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float32, ensure_non_negative=True
+            )
         hidden_layer_sizes = self._check_hidden_layer_sizes()
+        noise = self._check_noise()
         self._check_fit_params(X)
         device = resolve_device(self.device)
-        generator = make_generator(self.random_state)
+        architecture = self._architecture(X.shape[1], hidden_layer_sizes)
+        if not first_pass:
+            self._check_same_architecture(architecture)
+        validation_size = 0
+        if self.early_stopping and not incremental:
+            validation_size = self._validation_size(X.shape[0])
 
-        encoder, decoder = build_autoencoder(
-            X.shape[1],
-            hidden_layer_sizes,
-            self.n_components,
-            activation=self.activation,
-            latent_activation=self.latent_activation,
-            output_activation=self.output_activation,
-            generator=generator,
-        )
-        encoder.to(device)
-        decoder.to(device)
-        optimizer = make_optimizer(
-            [*encoder.parameters(), *decoder.parameters()],
-            self.solver,
+        if first_pass:
+            generator = make_generator(self.random_state)
+            self._build(architecture, device, generator)
+        else:
+            generator = torch.Generator(device="cpu")
+            generator.set_state(self._rng_state)
+            self._move_to(device)
+        optimizer = self._current_optimizer()
+
+        X_tensor = _to_tensor(X, device)
+        weights = None if sample_weight is None else torch.from_numpy(sample_weight)
+        X_validation = None
+        if validation_size:
+            order = torch.randperm(X.shape[0], generator=generator).to(device)
+            X_validation = X_tensor[order[:validation_size]]
+            X_tensor = X_tensor[order[validation_size:]]
+            if weights is not None:
+                weights = weights[order[validation_size:].cpu()]
+        if weights is not None:
+            weights = (weights / weights.mean()).to(device)
+        n_epochs = 1 if incremental else self.max_iter
+        batch_size = min(self.batch_size, X_tensor.shape[0])
+        scheduler = make_scheduler(
+            optimizer,
+            "constant" if incremental else self.learning_rate,
             self.learning_rate_init,
-            self.momentum,
+            n_epochs * n_batches(X_tensor.shape[0], batch_size),
         )
-        self.encoder_ = encoder
-        self.decoder_ = decoder
-        self.loss_curve_ = []
-        self.n_iter_ = 0
-        self._n_features_out = self.n_components
-        self._device = device
-        train_epochs(
-            encoder,
-            decoder,
-            _to_tensor(X, device),
-            optimizer=optimizer,
-            n_epochs=self.max_iter,
-            batch_size=min(self.batch_size, X.shape[0]),
-            loss=self.loss,
-            alpha=self.alpha,
-            shuffle=self.shuffle,
-            generator=generator,
-            on_epoch_end=self._end_epoch,
-            batch_progress=self._batch_progress_bar if self.verbose >= 2 else None,
+        self._stopping = _StoppingRule(
+            early_stopping=validation_size > 0,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            modules=(self.encoder_, self.decoder_),
         )
+        if validation_size and not self.validation_scores_:
+            self.validation_scores_ = []
+            self.validation_loss_curve_ = []
+        self._last_epoch_state = copy_state((self.encoder_, self.decoder_))
+        try:
+            records = train_epochs(
+                self.encoder_,
+                self.decoder_,
+                X_tensor,
+                optimizer=optimizer,
+                n_epochs=n_epochs,
+                batch_size=batch_size,
+                loss=self.loss,
+                alpha=self.alpha,
+                shuffle=self.shuffle,
+                generator=generator,
+                sample_weight=weights,
+                X_validation=X_validation,
+                noise=noise,
+                scheduler=scheduler,
+                first_epoch=self.n_iter_,
+                on_epoch_end=self._end_epoch,
+                batch_progress=self._batch_progress_bar if self.verbose >= 2 else None,
+            )
+        except KeyboardInterrupt:
+            # As MLPRegressor: keep what was learnt, but only whole epochs.
+            load_state((self.encoder_, self.decoder_), self._last_epoch_state)
+            warnings.warn("Training interrupted by user.", UserWarning, stacklevel=3)
+            records = None
+        finally:
+            self._rng_state = generator.get_state()
+            del self._last_epoch_state
+        if validation_size and self._stopping.best_state is not None:
+            load_state((self.encoder_, self.decoder_), self._stopping.best_state)
+        if validation_size:
+            self.best_validation_score_ = self._stopping.best_score
+        stopped = self._stopping.stopped
+        del self._stopping
+        if records is not None and not incremental and not stopped:
+            if len(records) == n_epochs:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                    "reached and the optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
         return self
 
     def transform(self, X):
@@ -423,21 +597,189 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 )
 
     def _end_epoch(self, record):
-        """Record an epoch, report it, and ask the callbacks whether to stop."""
+        """Record an epoch, report it, apply the stopping rule and the callbacks."""
         self.loss_curve_.append(record.train_loss)
         self.loss_ = record.train_loss
         self.n_iter_ = record.epoch + 1
+        # Weights to fall back to if training is interrupted from here on.
+        self._last_epoch_state = copy_state((self.encoder_, self.decoder_))
+        if record.validation_score is not None:
+            self.validation_scores_.append(record.validation_score)
+            self.validation_loss_curve_.append(record.validation_loss)
+        else:
+            self.best_loss_ = min(self.best_loss_, record.train_loss)
         if self.verbose:
-            _print_progress_line(
-                f"Epoch {record.epoch + 1}/{self.max_iter}, "
-                f"loss = {record.train_loss:.6f}, {record.seconds:.2f} s"
+            validation = (
+                ""
+                if record.validation_loss is None
+                else f", validation loss = {record.validation_loss:.6f}"
             )
-        stop = False
+            _print_progress_line(
+                f"Epoch {record.epoch + 1}, loss = {record.train_loss:.6f}"
+                f"{validation}, {record.seconds:.2f} s"
+            )
+        stop = self._stopping.update(record)
+        if stop and self.verbose:
+            _print_progress_line(self._stopping.message)
         for callback in self.callbacks or ():
             # Only True stops: a callback may return anything else, an array
             # included. Every callback sees the epoch, even after one asked to stop.
             stop = (callback(self, record) is True) or stop
         return stop
+
+    def _architecture(self, n_features, hidden_layer_sizes):
+        """Return what must stay the same for training to continue."""
+        return {
+            "n_features": n_features,
+            "hidden_layer_sizes": hidden_layer_sizes,
+            "n_components": self.n_components,
+            "activation": self.activation,
+            "latent_activation": self.latent_activation,
+            "output_activation": self.output_activation,
+        }
+
+    def _check_same_architecture(self, architecture):
+        """Refuse to continue training a model whose shape has changed."""
+        for name, value in architecture.items():
+            fitted = self._fitted_architecture[name]
+            if value != fitted and name != "n_features":
+                raise ValueError(
+                    f"{name}={value!r} differs from {fitted!r}, the value the model "
+                    "was built with: continuing training (warm_start=True or "
+                    "partial_fit) needs the same architecture. Use fit with "
+                    "warm_start=False to start afresh."
+                )
+
+    def _build(self, architecture, device, generator):
+        """Create fresh modules, optimizer and fitted attributes."""
+        encoder, decoder = build_autoencoder(
+            architecture["n_features"],
+            architecture["hidden_layer_sizes"],
+            architecture["n_components"],
+            activation=architecture["activation"],
+            latent_activation=architecture["latent_activation"],
+            output_activation=architecture["output_activation"],
+            generator=generator,
+        )
+        self.encoder_ = encoder.to(device)
+        self.decoder_ = decoder.to(device)
+        self._device = device
+        self._fitted_architecture = architecture
+        self._n_features_out = architecture["n_components"]
+        self._optimizer = None
+        self.loss_curve_ = []
+        self.n_iter_ = 0
+        self.best_loss_ = None if self.early_stopping else np.inf
+        self.validation_scores_ = None
+        self.validation_loss_curve_ = None
+        self.best_validation_score_ = None
+
+    def _current_optimizer(self):
+        """Return the optimizer to continue with: the kept one, or a fresh one."""
+        optimizer = getattr(self, "_optimizer", None)
+        if optimizer is None or self._optimizer_solver != self.solver:
+            optimizer = make_optimizer(
+                [*self.encoder_.parameters(), *self.decoder_.parameters()],
+                self.solver,
+                self.learning_rate_init,
+                self.momentum,
+            )
+        if self.solver == "sgd":
+            for group in optimizer.param_groups:
+                group["momentum"] = self.momentum
+        self._optimizer = optimizer
+        self._optimizer_solver = self.solver
+        if self.best_loss_ is None and not self.early_stopping:
+            self.best_loss_ = np.inf
+        return optimizer
+
+    def _move_to(self, device):
+        """Move the modules, and the optimizer's state with them, to `device`."""
+        if device == self._device:
+            return
+        state = None if self._optimizer is None else self._optimizer.state_dict()
+        self.encoder_.to(device)
+        self.decoder_.to(device)
+        self._device = device
+        if state is not None:
+            self._optimizer = make_optimizer(
+                [*self.encoder_.parameters(), *self.decoder_.parameters()],
+                self._optimizer_solver,
+                self.learning_rate_init,
+                self.momentum,
+            )
+            # load_state_dict moves the state to the parameters' device.
+            self._optimizer.load_state_dict(state)
+
+    def _validation_size(self, n_samples):
+        """Return the number of rows held out for early stopping, or raise."""
+        size = int(np.ceil(self.validation_fraction * n_samples))
+        if size < 1 or n_samples - size < 1:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction="
+                f"{self.validation_fraction} needs at least one training and one "
+                f"validation sample; got n_samples={n_samples}."
+            )
+        return size
+
+    def _check_noise(self):
+        """Return the noise parameter as a dict (empty for none), or raise."""
+        noise = self.noise
+        if noise is None:
+            return {}
+        if not isinstance(noise, dict):
+            noise = {"gaussian": float(noise)}
+        unknown = set(noise) - set(NOISE_KINDS)
+        if unknown:
+            raise ValueError(
+                f"noise={self.noise!r} has unknown keys {sorted(unknown)}; use "
+                f"{NOISE_KINDS}."
+            )
+        gaussian = noise.get("gaussian", 0.0)
+        mask = noise.get("mask", 0.0)
+        if not isinstance(gaussian, Real) or not gaussian >= 0:
+            raise ValueError(f"noise['gaussian']={gaussian!r} must be a float >= 0.")
+        if not isinstance(mask, Real) or not 0 <= mask < 1:
+            raise ValueError(f"noise['mask']={mask!r} must be in [0, 1).")
+        return {kind: float(value) for kind, value in noise.items() if value}
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "encoder_" in state:
+            # Pickle on the CPU, so that a model fitted on a GPU loads anywhere;
+            # the optimizer travels as its state dict.
+            state["encoder_"] = _on_cpu(self.encoder_)
+            state["decoder_"] = _on_cpu(self.decoder_)
+            optimizer = state.pop("_optimizer", None)
+            if optimizer is not None:
+                state["_optimizer_state"] = _tensors_on_cpu(optimizer.state_dict())
+        return state
+
+    def __setstate__(self, state):
+        optimizer_state = state.pop("_optimizer_state", None)
+        super().__setstate__(state)
+        if "encoder_" not in state:
+            return
+        device = self._device
+        if not _device_available(device):
+            warnings.warn(
+                f"This MLPAutoencoder was fitted on {device}, which is not "
+                "available here: its weights are mapped to the CPU.",
+                UserWarning,
+                stacklevel=2,
+            )
+            device = torch.device("cpu")
+        self.encoder_.to(device)
+        self.decoder_.to(device)
+        self._device = device
+        if optimizer_state is not None:
+            self._optimizer = make_optimizer(
+                [*self.encoder_.parameters(), *self.decoder_.parameters()],
+                self._optimizer_solver,
+                self.learning_rate_init,
+                self.momentum,
+            )
+            self._optimizer.load_state_dict(optimizer_state)
 
     def _batch_progress_bar(self, epoch, n_batches):
         """Return a tqdm bar over one epoch's batches, or a silent stand-in."""
@@ -471,6 +813,71 @@ def _print_progress_line(line):
         print(line)
     else:
         tqdm.write(line, file=sys.stdout)
+
+
+class _StoppingRule:
+    """MLPRegressor's stopping rule, and the best weights under early stopping."""
+
+    def __init__(self, early_stopping, tol, n_iter_no_change, modules):
+        self.early_stopping = early_stopping
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.modules = modules
+        self.best_score = -np.inf
+        self.best_loss = np.inf
+        self.best_state = None
+        self.no_improvement = 0
+        self.stopped = False
+        self.message = ""
+
+    def update(self, record):
+        """Take one epoch's record; return True when training should stop."""
+        if self.early_stopping:
+            score = record.validation_score
+            improved = score >= self.best_score + self.tol
+            if score > self.best_score:
+                self.best_score = score
+                self.best_state = copy_state(self.modules)
+        else:
+            improved = record.train_loss <= self.best_loss - self.tol
+            self.best_loss = min(self.best_loss, record.train_loss)
+        self.no_improvement = 0 if improved else self.no_improvement + 1
+        if self.no_improvement > self.n_iter_no_change:
+            quantity = "Validation score" if self.early_stopping else "Training loss"
+            self.message = (
+                f"{quantity} did not improve more than tol={self.tol} for "
+                f"{self.n_iter_no_change} consecutive epochs. Stopping."
+            )
+            self.stopped = True
+        return self.stopped
+
+
+def _on_cpu(module):
+    """Return the module itself when it is on the CPU, else a CPU copy."""
+    parameter = next(module.parameters(), None)
+    if parameter is None or parameter.device.type == "cpu":
+        return module
+    return copy.deepcopy(module).to("cpu")
+
+
+def _tensors_on_cpu(value):
+    """Copy a nested structure of dicts and lists with every tensor on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {key: _tensors_on_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_tensors_on_cpu(item) for item in value)
+    return value
+
+
+def _device_available(device):
+    """Whether tensors can be placed on `device` on this machine."""
+    if device.type == "cuda":
+        return torch.cuda.is_available()
+    if device.type == "mps":
+        return torch.backends.mps.is_available()
+    return True
 
 
 def _to_tensor(X, device):

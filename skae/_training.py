@@ -4,6 +4,7 @@ This module never imports scikit-learn. Tensors go in, an `EpochRecord` per epoc
 comes out; the estimator turns them into scikit-learn's fitted attributes.
 """
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -16,17 +17,25 @@ from skae._modules import split_last_activation
 
 SOLVERS = ("adam", "adamw", "sgd")
 LOSSES = ("squared_error", "binary_crossentropy")
+SCHEDULES = ("constant", "cosine", "one_cycle")
+NOISE_KINDS = ("gaussian", "mask")
 INFERENCE_BATCH_SIZE = 4096
 
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch of training measured."""
+    """What one epoch of training measured.
+
+    ``validation_loss`` is the training loss on the held-out rows and
+    ``validation_score`` their negative mean squared reconstruction error; both
+    are None when nothing was held out.
+    """
 
     epoch: int
     train_loss: float
     seconds: float
     validation_loss: float | None = None
+    validation_score: float | None = None
 
 
 def make_optimizer(parameters, solver, learning_rate, momentum=0.9):
@@ -41,21 +50,63 @@ def make_optimizer(parameters, solver, learning_rate, momentum=0.9):
     raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
 
 
-def reconstruction_loss(encoder, decoder, X, loss):
-    """Mean reconstruction loss of the batch `X` (a scalar tensor).
+def make_scheduler(optimizer, schedule, learning_rate, total_steps):
+    """Return a per-step learning-rate scheduler, or None for "constant".
+
+    The optimizer's learning rate is first reset to `learning_rate`, so a
+    schedule always starts from the same place, also when training resumes.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    if schedule == "constant":
+        return None
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(total_steps, 1)
+        )
+    if schedule == "one_cycle":
+        # OneCycleLR needs at least two steps to rise and fall.
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=learning_rate, total_steps=max(total_steps, 2)
+        )
+    raise ValueError(f"learning_rate={schedule!r} is not one of {SCHEDULES}.")
+
+
+def n_batches(n_samples, batch_size):
+    """Return the number of optimisation steps in one epoch."""
+    return math.ceil(n_samples / batch_size)
+
+
+def reconstruction_loss(encoder, decoder, X_input, X_target, loss, sample_weight=None):
+    """Mean reconstruction loss of one batch (a scalar tensor).
 
     ``squared_error`` is 0.5 * mean squared error over all entries, the chapter's
-    loss and MLPRegressor's. ``binary_crossentropy`` is computed from the decoder's
-    pre-sigmoid output when it ends in a sigmoid, which is exact and avoids log(0).
+    loss and MLPRegressor's. ``binary_crossentropy`` is computed from the
+    decoder's pre-sigmoid output when it ends in a sigmoid, which is exact and
+    avoids log(0). `X_input` may be a corrupted copy of `X_target` (denoising).
+    With `sample_weight`, each row's loss is weighted before averaging.
     """
+    # Without weights, the fused mean reduction is faster than per-entry losses.
+    reduction = "mean" if sample_weight is None else "none"
     if loss == "squared_error":
-        return 0.5 * functional.mse_loss(decoder(encoder(X)), X)
-    if loss == "binary_crossentropy":
+        value = 0.5 * functional.mse_loss(
+            decoder(encoder(X_input)), X_target, reduction=reduction
+        )
+    elif loss == "binary_crossentropy":
         body, last = split_last_activation(decoder)
         if isinstance(last, nn.Sigmoid):
-            return functional.binary_cross_entropy_with_logits(body(encoder(X)), X)
-        return functional.binary_cross_entropy(decoder(encoder(X)), X)
-    raise ValueError(f"loss={loss!r} is not one of {LOSSES}.")
+            value = functional.binary_cross_entropy_with_logits(
+                body(encoder(X_input)), X_target, reduction=reduction
+            )
+        else:
+            value = functional.binary_cross_entropy(
+                decoder(encoder(X_input)), X_target, reduction=reduction
+            )
+    else:
+        raise ValueError(f"loss={loss!r} is not one of {LOSSES}.")
+    if sample_weight is None:
+        return value
+    return (value.mean(dim=1) * sample_weight).mean()
 
 
 def l2_penalty(modules, alpha, n_samples):
@@ -63,10 +114,44 @@ def l2_penalty(modules, alpha, n_samples):
     total = sum(
         layer.weight.square().sum()
         for module in modules
-        for layer in module
+        for layer in module.modules()
         if isinstance(layer, nn.Linear)
     )
     return 0.5 * alpha * total / n_samples
+
+
+def corrupt(X, noise, generator):
+    """Return a noisy copy of X for denoising: Gaussian noise and/or masking.
+
+    `noise` maps "gaussian" to a standard deviation and "mask" to the fraction
+    of entries set to zero.
+    """
+    X = X.clone()
+    std = noise.get("gaussian", 0.0)
+    if std:
+        X += std * torch.randn(X.shape, generator=generator, device=X.device)
+    fraction = noise.get("mask", 0.0)
+    if fraction:
+        keep = torch.rand(X.shape, generator=generator, device=X.device) >= fraction
+        X *= keep
+    return X
+
+
+def evaluate(encoder, decoder, X, loss, batch_size=INFERENCE_BATCH_SIZE):
+    """Return (mean loss, negative mean squared error) of reconstructing X."""
+    encoder.eval()
+    decoder.eval()
+    loss_sum = 0.0
+    squared_sum = 0.0
+    with torch.no_grad():
+        for start in range(0, X.shape[0], batch_size):
+            batch = X[start : start + batch_size]
+            batch_loss = reconstruction_loss(encoder, decoder, batch, batch, loss)
+            loss_sum += float(batch_loss) * batch.shape[0]
+            squared_sum += float(
+                functional.mse_loss(decoder(encoder(batch)), batch, reduction="sum")
+            )
+    return loss_sum / X.shape[0], -squared_sum / X.numel()
 
 
 def train_epochs(
@@ -81,11 +166,15 @@ def train_epochs(
     alpha=0.0,
     shuffle=True,
     generator=None,
+    sample_weight=None,
+    X_validation=None,
+    noise=None,
+    scheduler=None,
     first_epoch=0,
     on_epoch_end=None,
     batch_progress=None,
 ):
-    """Run `n_epochs` passes of mini-batch optimisation over the rows of `X`.
+    """Run up to `n_epochs` passes of mini-batch optimisation over the rows of `X`.
 
     Parameters
     ----------
@@ -106,7 +195,16 @@ def train_epochs(
     shuffle : bool, default=True
         Draw a new order of the rows at every epoch.
     generator : torch.Generator, default=None
-        CPU generator for the shuffling; ``None`` uses torch's global generator.
+        CPU generator for the shuffling and the noise; ``None`` uses torch's
+        global generator.
+    sample_weight : torch.Tensor of shape (n_samples,), default=None
+        Weight of each row's loss.
+    X_validation : torch.Tensor of shape (n_validation, n_features), default=None
+        Rows evaluated after each epoch, never trained on.
+    noise : dict, default=None
+        Corruption of the inputs (not the targets), see `corrupt`.
+    scheduler : torch.optim.lr_scheduler.LRScheduler, default=None
+        Stepped after every optimisation step.
     first_epoch : int, default=0
         Number given to the first epoch's record.
     on_epoch_end : callable, default=None
@@ -121,6 +219,7 @@ def train_epochs(
         One per completed epoch.
     """
     n_samples = X.shape[0]
+    noise_generator = _device_generator(generator, X.device) if noise else None
     records = []
     for epoch in range(first_epoch, first_epoch + n_epochs):
         start_time = time.perf_counter()
@@ -133,11 +232,16 @@ def train_epochs(
         loss_sum = torch.zeros((), dtype=torch.float64, device=X.device)
         progress = None
         if batch_progress is not None:
-            progress = batch_progress(epoch, -(-n_samples // batch_size))
+            progress = batch_progress(epoch, n_batches(n_samples, batch_size))
         for start in range(0, n_samples, batch_size):
             stop = min(start + batch_size, n_samples)
-            batch = X[order[start:stop]] if shuffle else X[start:stop]
-            batch_loss = reconstruction_loss(encoder, decoder, batch, loss)
+            rows = order[start:stop] if shuffle else slice(start, stop)
+            batch = X[rows]
+            inputs = corrupt(batch, noise, noise_generator) if noise else batch
+            weights = None if sample_weight is None else sample_weight[rows]
+            batch_loss = reconstruction_loss(
+                encoder, decoder, inputs, batch, loss, weights
+            )
             if alpha:
                 batch_loss = batch_loss + l2_penalty(
                     (encoder, decoder), alpha, stop - start
@@ -145,15 +249,24 @@ def train_epochs(
             optimizer.zero_grad(set_to_none=True)
             batch_loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             loss_sum += batch_loss.detach() * (stop - start)
             if progress is not None:
                 progress.update(1)
         if progress is not None:
             progress.close()
+        validation_loss = validation_score = None
+        if X_validation is not None:
+            validation_loss, validation_score = evaluate(
+                encoder, decoder, X_validation, loss
+            )
         record = EpochRecord(
             epoch=epoch,
             train_loss=float(loss_sum) / n_samples,
             seconds=time.perf_counter() - start_time,
+            validation_loss=validation_loss,
+            validation_score=validation_score,
         )
         records.append(record)
         if on_epoch_end is not None and on_epoch_end(record):
@@ -161,6 +274,26 @@ def train_epochs(
     encoder.eval()
     decoder.eval()
     return records
+
+
+def _device_generator(generator, device):
+    """Return a generator on `device`, seeded from the CPU `generator`."""
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def copy_state(modules):
+    """Snapshot the parameters and buffers of `modules` (to restore later)."""
+    return [
+        {name: tensor.detach().clone() for name, tensor in m.state_dict().items()}
+        for m in modules
+    ]
+
+
+def load_state(modules, states):
+    """Restore a snapshot taken by `copy_state`."""
+    for module, state in zip(modules, states, strict=True):
+        module.load_state_dict(state)
 
 
 def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
@@ -180,7 +313,7 @@ def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
     with torch.inference_mode():
         for start in range(0, n_samples, INFERENCE_BATCH_SIZE):
             stop = min(start + INFERENCE_BATCH_SIZE, n_samples)
-            batch = np.ascontiguousarray(X[start:stop], dtype=np.float32)
+            batch = np.array(X[start:stop], dtype=np.float32, copy=True)
             result = module(torch.from_numpy(batch).to(device)).cpu().numpy()
             if out is None:
                 out = np.empty((n_samples, result.shape[1]), dtype=out_dtype or X.dtype)

@@ -297,7 +297,7 @@ def test_verbose_prints_one_line_per_epoch(X_small, capsys):
     tiny(max_iter=3, verbose=1, random_state=0).fit(X_small)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith("Epoch 1/3, loss = ")
+    assert lines[0].startswith("Epoch 1, loss = ")
 
 
 def test_silent_when_not_verbose(X_small, capsys):

