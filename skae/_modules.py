@@ -66,6 +66,24 @@ def reset_linear(linear, generator=None):
         linear.bias.uniform_(-bound, bound, generator=generator)
 
 
+class LinearResidual(nn.Module):
+    """A linear path plus a nonlinear correction: ``linear(x) + correction(x)``.
+
+    Built by `build_autoencoder` from PCA, with the correction's last layer at
+    zero, so that the model starts exactly as PCA and training only has to learn
+    what PCA misses.
+    """
+
+    def __init__(self, linear, correction):
+        super().__init__()
+        self.linear = linear
+        self.correction = correction
+
+    def forward(self, x):
+        """Return ``linear(x) + correction(x)``."""
+        return self.linear(x) + self.correction(x)
+
+
 def build_autoencoder(
     n_features,
     hidden_layer_sizes,
@@ -75,20 +93,111 @@ def build_autoencoder(
     latent_activation="identity",
     output_activation="identity",
     generator=None,
+    pca=None,
 ):
     """Build an encoder and its mirrored decoder.
 
+    Parameters
+    ----------
+    n_features, n_components : int
+        Widths of the input and of the code.
+    hidden_layer_sizes : tuple of int
+        Encoder's hidden widths, input side first; the decoder mirrors them.
+    activation, latent_activation, output_activation : str
+        Names from ``ACTIVATIONS``: after hidden layers, the code, the output.
+    generator : torch.Generator, default=None
+        Source of the random initial weights.
+    pca : tuple of (components, mean), default=None
+        ``components`` of shape (n_pca, n_features) with orthonormal rows,
+        n_pca <= n_components, and ``mean`` of shape (n_features,). When given,
+        each module is a `LinearResidual`: the encoder's linear path projects on
+        the components (units beyond n_pca start random), the decoder's maps
+        back and adds the mean, and the nonlinear corrections start at zero, so
+        the untrained model reconstructs exactly as PCA does. Needs identity
+        latent and output activations.
+
     Returns
     -------
-    encoder : torch.nn.Sequential
+    encoder : torch.nn.Module
         ``n_features -> hidden_layer_sizes... -> n_components``.
-    decoder : torch.nn.Sequential
+    decoder : torch.nn.Module
         ``n_components -> reversed(hidden_layer_sizes)... -> n_features``.
     """
     sizes = [n_features, *hidden_layer_sizes, n_components]
-    encoder = build_mlp(sizes, activation, latent_activation, generator)
-    decoder = build_mlp(sizes[::-1], activation, output_activation, generator)
-    return encoder, decoder
+    if pca is None:
+        encoder = build_mlp(sizes, activation, latent_activation, generator)
+        decoder = build_mlp(sizes[::-1], activation, output_activation, generator)
+        return encoder, decoder
+    if latent_activation != "identity" or output_activation != "identity":
+        raise ValueError(
+            "A PCA start needs identity latent and output activations, got "
+            f"latent_activation={latent_activation!r} and "
+            f"output_activation={output_activation!r}."
+        )
+    components, mean = pca
+    encode = build_mlp([n_features, n_components], "identity", "identity", generator)
+    decode = build_mlp([n_components, n_features], "identity", "identity", generator)
+    n_pca = components.shape[0]
+    with torch.no_grad():
+        encode[0].weight[:n_pca] = components
+        encode[0].bias.copy_(-(encode[0].weight @ mean))
+        decode[0].weight.copy_(encode[0].weight.T)
+        decode[0].weight[:, n_pca:] = 0
+        decode[0].bias.copy_(mean)
+    if not hidden_layer_sizes:
+        return encode, decode
+    corrections = []
+    for layer_sizes in (sizes, sizes[::-1]):
+        correction = build_mlp(layer_sizes, activation, "identity", generator)
+        with torch.no_grad():
+            correction[-1].weight.zero_()
+            correction[-1].bias.zero_()
+        corrections.append(correction)
+    return LinearResidual(encode, corrections[0]), LinearResidual(
+        decode, corrections[1]
+    )
+
+
+def pca_basis(X, n_components, sample_weight=None):
+    """Return the top principal axes and the mean of the rows of X.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+        Data, on any device.
+    n_components : int
+        Number of axes wanted; at most min(n_samples, n_features) are returned.
+    sample_weight : torch.Tensor of shape (n_samples,), default=None
+        Weight of each row in the mean and the covariance.
+
+    Returns
+    -------
+    components : torch.Tensor of shape (n_pca, n_features)
+        Orthonormal rows, by decreasing variance, each with its largest entry
+        positive (scikit-learn's sign convention).
+    mean : torch.Tensor of shape (n_features,)
+    """
+    n_samples, n_features = X.shape
+    n_pca = min(n_components, n_samples, n_features)
+    if sample_weight is None:
+        mean = X.mean(dim=0)
+        scaled = centred = X - mean
+    else:
+        weights = (sample_weight / sample_weight.sum()).to(X.dtype)[:, None]
+        mean = (weights * X).sum(dim=0)
+        centred = X - mean
+        scaled = centred * weights.sqrt()
+    if n_samples >= n_features:
+        # The covariance is small (n_features squared); its eigenvectors are the
+        # axes. float64 for the decomposition, float32 for the big product.
+        _, vectors = torch.linalg.eigh((scaled.T @ scaled).double())
+        components = vectors.flip(-1).T[:n_pca]
+    else:
+        _, _, vectors = torch.linalg.svd(scaled.double(), full_matrices=False)
+        components = vectors[:n_pca]
+    largest = components.abs().argmax(dim=1, keepdim=True)
+    components = components * torch.sign(components.gather(1, largest))
+    return components.to(X.dtype), mean
 
 
 def split_last_activation(module):

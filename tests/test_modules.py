@@ -4,12 +4,18 @@ import ast
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import skae
-from skae._modules import build_autoencoder, build_mlp, split_last_activation
+from skae._modules import (
+    build_autoencoder,
+    build_mlp,
+    pca_basis,
+    split_last_activation,
+)
 from skae._torch_utils import make_generator
 from skae._training import apply_in_batches, make_optimizer, train_epochs
 
@@ -123,3 +129,53 @@ def test_apply_in_batches_matches_one_pass(monkeypatch):
 def test_unknown_solver_is_refused():
     with pytest.raises(ValueError, match="solver='lbfgs'"):
         make_optimizer([nn.Parameter(torch.zeros(1))], "lbfgs", 0.1)
+
+
+def test_pca_basis_matches_scikit_learn():
+    from sklearn.decomposition import PCA
+
+    X = torch.rand(300, 12, generator=torch.Generator().manual_seed(0)) ** 3
+    components, mean = pca_basis(X, 4)
+    reference = PCA(n_components=4).fit(X.numpy())
+    np.testing.assert_allclose(components.numpy(), reference.components_, atol=1e-5)
+    np.testing.assert_allclose(mean.numpy(), reference.mean_, atol=1e-6)
+
+
+def test_pca_basis_with_fewer_samples_than_features():
+    X = torch.rand(5, 12, generator=torch.Generator().manual_seed(0))
+    components, _ = pca_basis(X, 8)
+    assert components.shape == (5, 12)
+    torch.testing.assert_close(
+        components @ components.T, torch.eye(5), atol=1e-5, rtol=0
+    )
+
+
+def test_pca_basis_honours_sample_weights():
+    X = torch.rand(60, 6, generator=torch.Generator().manual_seed(1)) ** 2
+    weights = torch.arange(60) % 3
+    weighted = pca_basis(X, 3, weights.float())
+    repeated = pca_basis(X.repeat_interleave(weights, dim=0), 3)
+    for a, b in zip(weighted, repeated, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_pca_start_reconstructs_as_pca():
+    X = torch.rand(200, 12, generator=torch.Generator().manual_seed(2)) ** 2
+    pca = pca_basis(X, 3)
+    encoder, decoder = build_autoencoder(
+        12, (16, 8), 5, generator=make_generator(0), pca=pca
+    )
+    components, mean = pca
+    expected_code = (X - mean) @ components.T
+    with torch.no_grad():
+        code = encoder(X)
+        torch.testing.assert_close(code[:, :3], expected_code, atol=1e-5, rtol=1e-4)
+        # Units beyond the PCA axes have no effect on the reconstruction yet.
+        expected = expected_code @ components + mean
+        torch.testing.assert_close(decoder(code), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_pca_start_refuses_non_identity_outputs():
+    pca = pca_basis(torch.rand(20, 4), 2)
+    with pytest.raises(ValueError, match="identity latent and output"):
+        build_autoencoder(4, (3,), 2, output_activation="logistic", pca=pca)
