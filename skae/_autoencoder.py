@@ -22,7 +22,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skae._modules import ACTIVATIONS, build_autoencoder
+from skae._modules import ACTIVATIONS, build_autoencoder, pca_basis
 from skae._torch_utils import make_generator, resolve_device
 from skae._training import (
     LOSSES,
@@ -39,6 +39,8 @@ from skae._training import (
 )
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# A training loss this many times the cost of outputting zeros means divergence.
+_EXPLODING = 1e4
 
 
 class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -62,6 +64,15 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Widths of the encoder's hidden layers, from the input towards the code.
         The decoder uses them in reverse order. ``()`` gives a single linear
         layer each way.
+
+    init : {"auto", "pca", "random"}, default="auto"
+        How the model starts. "pca": the encoder and the decoder each get a
+        linear path initialised from PCA of the training data, plus the MLP as a
+        correction whose last layer starts at zero, so the untrained model
+        reconstructs exactly as PCA does and training only improves on it. Needs
+        identity latent and output activations. "random": plain MLPs with
+        torch's default initialisation (the textbook model). "auto": "pca" when
+        the latent and output activations are identity, else "random".
 
     activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
         Activation after every hidden layer of the encoder and the decoder.
@@ -222,6 +233,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
+        "init": [StrOptions({"auto", "pca", "random"})],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "latent_activation": [StrOptions(set(ACTIVATIONS))],
         "output_activation": [StrOptions(set(ACTIVATIONS))],
@@ -251,6 +263,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         n_components=2,
         *,
         hidden_layer_sizes=(256, 128),
+        init="auto",
         activation="relu",
         latent_activation="identity",
         output_activation="identity",
@@ -276,6 +289,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.init = init
         self.activation = activation
         self.latent_activation = latent_activation
         self.output_activation = output_activation
@@ -351,51 +365,39 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         first_pass = not hasattr(self, "encoder_") or (
             not self.warm_start and not incremental
         )
-        X = self._validate_input(X, reset=first_pass)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float32, ensure_non_negative=True
-            )
-        hidden_layer_sizes = self._check_hidden_layer_sizes()
-        noise = self._check_noise()
-        self._check_fit_params(X)
-        device = resolve_device(self.device)
-        architecture = self._architecture(X.shape[1], hidden_layer_sizes)
+        X, weights, noise, architecture = self._check_training_input(
+            X, sample_weight, reset=first_pass
+        )
         if not first_pass:
             self._check_same_architecture(architecture)
+        device = resolve_device(self.device)
         validation_size = 0
         if self.early_stopping and not incremental:
             validation_size = self._validation_size(X.shape[0])
 
         if first_pass:
             generator = make_generator(self.random_state)
-            self._build(architecture, device, generator)
         else:
             generator = torch.Generator(device="cpu")
             generator.set_state(self._rng_state)
+        split_rng_state = generator.get_state()
+        X_tensor, X_validation, weights = _split(
+            _to_tensor(X, device), weights, validation_size, generator
+        )
+        if first_pass:
+            self._build(architecture, device, generator, X_tensor, weights)
+        else:
             self._move_to(device)
         optimizer = self._current_optimizer()
-
-        X_tensor = _to_tensor(X, device)
-        weights = None if sample_weight is None else torch.from_numpy(sample_weight)
-        X_validation = None
-        if validation_size:
-            order = torch.randperm(X.shape[0], generator=generator).to(device)
-            X_validation = X_tensor[order[:validation_size]]
-            X_tensor = X_tensor[order[validation_size:]]
-            if weights is not None:
-                weights = weights[order[validation_size:].cpu()]
-        if weights is not None:
-            weights = (weights / weights.mean()).to(device)
         n_epochs = 1 if incremental else self.max_iter
-        batch_size = min(self.batch_size, X_tensor.shape[0])
-        scheduler = make_scheduler(
-            optimizer,
-            "constant" if incremental else self.learning_rate,
-            self.learning_rate_init,
-            n_epochs * n_batches(X_tensor.shape[0], batch_size),
+        schedule = "constant" if incremental else self.learning_rate
+        total_steps = n_epochs * n_batches(
+            X_tensor.shape[0], min(self.batch_size, X_tensor.shape[0])
         )
-        self._stopping = _StoppingRule(
+        scheduler = make_scheduler(
+            optimizer, schedule, self.learning_rate_init, total_steps
+        )
+        stopping = _StoppingRule(
             early_stopping=validation_size > 0,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
@@ -404,15 +406,163 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if validation_size and not self.validation_scores_:
             self.validation_scores_ = []
             self.validation_loss_curve_ = []
-        self._last_epoch_state = copy_state((self.encoder_, self.decoder_))
+        # What `resume` needs to finish this fit if it is cut short.
+        self._unfinished = None
+        if not incremental:
+            self._unfinished = {
+                "schedule": schedule,
+                "total_steps": total_steps,
+                "last_epoch": self.n_iter_ + n_epochs,
+                "validation_size": validation_size,
+                "split_rng_state": split_rng_state,
+                "scheduler": None,
+                "stopping": stopping.state(),
+            }
+        return self._train(
+            X_tensor,
+            X_validation,
+            weights,
+            noise,
+            generator=generator,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            stopping=stopping,
+            n_epochs=n_epochs,
+            warn_unconverged=not incremental,
+        )
+
+    def resume(self, X, sample_weight=None):
+        """Finish a fit that was cut short, exactly as if it had never stopped.
+
+        A fit interrupted with Ctrl-C, or a model loaded from a file written by
+        `skae.callbacks.Checkpoint` in the middle of a fit, keeps its optimizer,
+        learning-rate schedule, stopping rule and random state at the end of the
+        last completed epoch. `resume` runs the remaining ``max_iter - n_iter_``
+        epochs from there: on the CPU, 5 epochs, a checkpoint, and `resume` give
+        the same weights, bit for bit, as 10 epochs straight.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The same training data as the interrupted fit.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            The same sample weights as the interrupted fit.
+
+        Returns
+        -------
+        self : MLPAutoencoder
+            The fitted estimator.
+        """
+        check_is_fitted(self)
+        unfinished = getattr(self, "_unfinished", None)
+        if unfinished is None:
+            raise ValueError(
+                "Nothing to resume: the last fit of this MLPAutoencoder ran to its "
+                "end. To train further, set warm_start=True and call fit, or call "
+                "partial_fit."
+            )
+        X, weights, noise, architecture = self._check_training_input(
+            X, sample_weight, reset=False
+        )
+        self._check_same_architecture(architecture)
+        validation_size = unfinished["validation_size"]
+        held_out = self._validation_size(X.shape[0]) if validation_size else 0
+        if held_out != validation_size:
+            raise ValueError(
+                "resume needs the training data of the interrupted fit: its "
+                f"validation split held out {validation_size} rows, X would give "
+                f"{held_out}."
+            )
+        split_generator = torch.Generator(device="cpu")
+        split_generator.set_state(unfinished["split_rng_state"])
+        self._move_to(resolve_device(self.device))
+        X_tensor, X_validation, weights = _split(
+            _to_tensor(X, self._device), weights, validation_size, split_generator
+        )
+        generator = torch.Generator(device="cpu")
+        generator.set_state(self._rng_state)
+        optimizer = self._current_optimizer()
+        # make_scheduler resets the learning rate (and one-cycle's momentum);
+        # the optimizer's saved groups put back the values of the last epoch.
+        groups = copy.deepcopy(optimizer.state_dict())
+        scheduler = make_scheduler(
+            optimizer,
+            unfinished["schedule"],
+            self.learning_rate_init,
+            unfinished["total_steps"],
+        )
+        if scheduler is not None and unfinished["scheduler"] is not None:
+            scheduler.load_state_dict(unfinished["scheduler"])
+        optimizer.load_state_dict(groups)
+        stopping = _StoppingRule(
+            early_stopping=validation_size > 0,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            modules=(self.encoder_, self.decoder_),
+        )
+        stopping.load_state(unfinished["stopping"])
+        return self._train(
+            X_tensor,
+            X_validation,
+            weights,
+            noise,
+            generator=generator,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            stopping=stopping,
+            n_epochs=unfinished["last_epoch"] - self.n_iter_,
+            warn_unconverged=True,
+        )
+
+    def _check_training_input(self, X, sample_weight, reset):
+        """Validate X, the sample weights and the parameters before training."""
+        X = self._validate_input(X, reset=reset)
+        weights = None
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float32, ensure_non_negative=True
+            )
+            weights = torch.from_numpy(sample_weight)
+        hidden_layer_sizes = self._check_hidden_layer_sizes()
+        noise = self._check_noise()
+        self._check_fit_params(X)
+        return X, weights, noise, self._architecture(X.shape[1], hidden_layer_sizes)
+
+    def _train(
+        self,
+        X,
+        X_validation,
+        weights,
+        noise,
+        *,
+        generator,
+        optimizer,
+        scheduler,
+        stopping,
+        n_epochs,
+        warn_unconverged,
+    ):
+        """Run the epochs; on Ctrl-C or divergence, go back to the last good epoch."""
+        if weights is not None:
+            weights = (weights / weights.mean()).to(self._device)
+        # Live during training, for _end_epoch and for callbacks such as Checkpoint.
+        self._generator = generator
+        self._scheduler = scheduler
+        self._stopping = stopping
+        # A model that outputs zeros loses 0.5 * mean(X ** 2): the yardstick for
+        # an exploding loss, whatever the scale of X.
+        self._loss_scale = max(0.5 * float(X.square().mean()), 1e-30)
+        self._snapshot = self._take_snapshot()
+        error = None
         try:
-            records = train_epochs(
+            train_epochs(
                 self.encoder_,
                 self.decoder_,
-                X_tensor,
+                X,
                 optimizer=optimizer,
                 n_epochs=n_epochs,
-                batch_size=batch_size,
+                batch_size=min(self.batch_size, X.shape[0]),
                 loss=self.loss,
                 alpha=self.alpha,
                 shuffle=self.shuffle,
@@ -425,28 +575,80 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 on_epoch_end=self._end_epoch,
                 batch_progress=self._batch_progress_bar if self.verbose >= 2 else None,
             )
+            finished = True
         except KeyboardInterrupt:
             # As MLPRegressor: keep what was learnt, but only whole epochs.
-            load_state((self.encoder_, self.decoder_), self._last_epoch_state)
-            warnings.warn("Training interrupted by user.", UserWarning, stacklevel=3)
-            records = None
+            self._restore_snapshot()
+            warnings.warn(
+                "Training interrupted by user. The model keeps the weights of "
+                f"epoch {self.n_iter_}; call resume(X) to finish the fit.",
+                UserWarning,
+                stacklevel=3,
+            )
+            finished = False
+        except _Diverged as diverged:
+            self._restore_snapshot()
+            error = diverged
+            finished = False
         finally:
-            self._rng_state = generator.get_state()
-            del self._last_epoch_state
-        if validation_size and self._stopping.best_state is not None:
-            load_state((self.encoder_, self.decoder_), self._stopping.best_state)
-        if validation_size:
-            self.best_validation_score_ = self._stopping.best_score
-        stopped = self._stopping.stopped
+            del self._generator, self._scheduler, self._snapshot, self._loss_scale
+        if error is not None:
+            del self._stopping
+            raise ValueError(
+                f"Training diverged at epoch {error.epoch + 1}: {error.reason}. The "
+                f"model keeps the weights of epoch {self.n_iter_}, the last finite "
+                "ones. Scale X (e.g. StandardScaler, or divide pixels by 255) or "
+                f"lower learning_rate_init (now {self.learning_rate_init})."
+            ) from None
+        if stopping.early_stopping and stopping.best_state is not None:
+            load_state((self.encoder_, self.decoder_), stopping.best_state)
+        if stopping.early_stopping:
+            self.best_validation_score_ = stopping.best_score
         del self._stopping
-        if records is not None and not incremental and not stopped:
-            if len(records) == n_epochs:
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                    "reached and the optimization hasn't converged yet.",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
+        if finished:
+            self._unfinished = None
+        if finished and warn_unconverged and not stopping.stopped:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                "reached and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _take_snapshot(self):
+        """Copy what an epoch changes in place: weights and optimizer state."""
+        return {
+            "modules": copy_state((self.encoder_, self.decoder_)),
+            "optimizer": copy.deepcopy(self._optimizer.state_dict()),
+        }
+
+    def _restore_snapshot(self):
+        """Go back to the weights and optimizer state of the last whole epoch."""
+        load_state((self.encoder_, self.decoder_), self._snapshot["modules"])
+        self._optimizer.load_state_dict(self._snapshot["optimizer"])
+
+    def save(self, path):
+        """Write the model to `path` in skae's safe file format.
+
+        The file is a safetensors file: the weights, the optimizer's state and
+        JSON metadata (class, parameters, fitted attributes, versions). Loading it
+        with `skae.load` never executes code, unlike pickle. The write is atomic:
+        the file at `path` is replaced only once the new one is complete.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write; an existing file is replaced.
+
+        Returns
+        -------
+        self : MLPAutoencoder
+            The estimator, unchanged.
+        """
+        from skae._persistence import save_model
+
+        save_model(self, path)
         return self
 
     def transform(self, X):
@@ -581,6 +783,15 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             raise ValueError(
                 f"n_components={self.n_components} must be <= n_features={n_features}."
             )
+        if self.init == "pca" and not (
+            self.latent_activation == self.output_activation == "identity"
+        ):
+            raise ValueError(
+                "init='pca' starts the model as PCA, which needs "
+                "latent_activation='identity' and output_activation='identity' "
+                f"(got {self.latent_activation!r} and {self.output_activation!r}); "
+                "use init='random' or init='auto'."
+            )
         if self.loss == "binary_crossentropy":
             if self.output_activation != "logistic":
                 raise ValueError(
@@ -598,11 +809,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     def _end_epoch(self, record):
         """Record an epoch, report it, apply the stopping rule and the callbacks."""
+        self._check_finite(record)
         self.loss_curve_.append(record.train_loss)
         self.loss_ = record.train_loss
         self.n_iter_ = record.epoch + 1
-        # Weights to fall back to if training is interrupted from here on.
-        self._last_epoch_state = copy_state((self.encoder_, self.decoder_))
         if record.validation_score is not None:
             self.validation_scores_.append(record.validation_score)
             self.validation_loss_curve_.append(record.validation_loss)
@@ -621,11 +831,39 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         stop = self._stopping.update(record)
         if stop and self.verbose:
             _print_progress_line(self._stopping.message)
+        # The state at this epoch's end: where Ctrl-C falls back to, what a
+        # Checkpoint callback saves, and where resume starts from.
+        self._rng_state = self._generator.get_state()
+        if self._unfinished is not None:
+            self._unfinished["stopping"] = self._stopping.state()
+            if self._scheduler is not None:
+                self._unfinished["scheduler"] = self._scheduler.state_dict()
+        self._snapshot = self._take_snapshot()
         for callback in self.callbacks or ():
             # Only True stops: a callback may return anything else, an array
             # included. Every callback sees the epoch, even after one asked to stop.
             stop = (callback(self, record) is True) or stop
         return stop
+
+    def _check_finite(self, record):
+        """Raise _Diverged if the loss or the weights are not finite, or exploding."""
+        reason = None
+        if not np.isfinite(record.train_loss):
+            reason = f"the training loss is {record.train_loss}"
+        elif record.train_loss > _EXPLODING * self._loss_scale:
+            reason = (
+                f"the training loss reached {record.train_loss:.4g}, more than "
+                f"{_EXPLODING:.0e} times what a model that outputs zeros would "
+                "lose"
+            )
+        elif not all(
+            bool(torch.isfinite(parameter).all())
+            for module in (self.encoder_, self.decoder_)
+            for parameter in module.parameters()
+        ):
+            reason = "the weights are no longer finite"
+        if reason is not None:
+            raise _Diverged(record.epoch, reason)
 
     def _architecture(self, n_features, hidden_layer_sizes):
         """Return what must stay the same for training to continue."""
@@ -636,7 +874,15 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             "activation": self.activation,
             "latent_activation": self.latent_activation,
             "output_activation": self.output_activation,
+            "init": self._resolved_init(),
         }
+
+    def _resolved_init(self):
+        """Return "pca" or "random", resolving "auto"."""
+        identity = self.latent_activation == self.output_activation == "identity"
+        if self.init == "auto":
+            return "pca" if identity else "random"
+        return self.init
 
     def _check_same_architecture(self, architecture):
         """Refuse to continue training a model whose shape has changed."""
@@ -650,8 +896,12 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                     "warm_start=False to start afresh."
                 )
 
-    def _build(self, architecture, device, generator):
+    def _build(self, architecture, device, generator, X, sample_weight):
         """Create fresh modules, optimizer and fitted attributes."""
+        pca = None
+        if architecture["init"] == "pca":
+            pca = pca_basis(X, architecture["n_components"], sample_weight)
+            pca = tuple(tensor.cpu() for tensor in pca)
         encoder, decoder = build_autoencoder(
             architecture["n_features"],
             architecture["hidden_layer_sizes"],
@@ -660,6 +910,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             latent_activation=architecture["latent_activation"],
             output_activation=architecture["output_activation"],
             generator=generator,
+            pca=pca,
         )
         self.encoder_ = encoder.to(device)
         self.decoder_ = decoder.to(device)
@@ -750,6 +1001,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             # the optimizer travels as its state dict.
             state["encoder_"] = _on_cpu(self.encoder_)
             state["decoder_"] = _on_cpu(self.decoder_)
+            if state.get("_unfinished"):
+                state["_unfinished"] = _tensors_on_cpu(state["_unfinished"])
             optimizer = state.pop("_optimizer", None)
             if optimizer is not None:
                 state["_optimizer_state"] = _tensors_on_cpu(optimizer.state_dict())
@@ -830,6 +1083,22 @@ class _StoppingRule:
         self.stopped = False
         self.message = ""
 
+    def state(self):
+        """Return the counters (and best weights) that `load_state` restores."""
+        return {
+            "best_score": self.best_score,
+            "best_loss": self.best_loss,
+            "no_improvement": self.no_improvement,
+            "best_state": self.best_state,
+        }
+
+    def load_state(self, state):
+        """Continue from the counters of an earlier run's `state`."""
+        self.best_score = state["best_score"]
+        self.best_loss = state["best_loss"]
+        self.no_improvement = state["no_improvement"]
+        self.best_state = state["best_state"]
+
     def update(self, record):
         """Take one epoch's record; return True when training should stop."""
         if self.early_stopping:
@@ -850,6 +1119,27 @@ class _StoppingRule:
             )
             self.stopped = True
         return self.stopped
+
+
+class _Diverged(Exception):
+    """Raised from the epoch callback when training has blown up."""
+
+    def __init__(self, epoch, reason):
+        super().__init__(reason)
+        self.epoch = epoch
+        self.reason = reason
+
+
+def _split(X, weights, validation_size, generator):
+    """Hold out `validation_size` random rows of X: (X_train, X_validation, weights)."""
+    if not validation_size:
+        return X, None, weights
+    order = torch.randperm(X.shape[0], generator=generator)
+    keep = order[validation_size:]
+    if weights is not None:
+        weights = weights[keep]
+    device_order = order.to(X.device)
+    return X[device_order[validation_size:]], X[device_order[:validation_size]], weights
 
 
 def _on_cpu(module):

@@ -119,13 +119,18 @@ def test_fitted_attributes(X_small):
     assert ae.loss_ == ae.loss_curve_[-1]
     assert isinstance(ae.encoder_, torch.nn.Module)
     assert isinstance(ae.decoder_, torch.nn.Module)
-    assert ae.encoder_[0].in_features == 10
-    assert ae.decoder_[-1].out_features == 10
+    assert linear_layers(ae.encoder_)[0].in_features == 10
+    assert linear_layers(ae.decoder_)[-1].out_features == 10
     assert not hasattr(ae, "feature_names_in_")
 
 
+def linear_layers(module):
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
 def test_training_reduces_the_loss(X_small):
-    ae = tiny(max_iter=30, learning_rate_init=0.01, random_state=0).fit(X_small)
+    ae = tiny(init="random", max_iter=30, learning_rate_init=0.01, random_state=0)
+    ae.fit(X_small)
     assert ae.loss_curve_[-1] < 0.2 * ae.loss_curve_[0]
     assert ae.score(X_small) > -0.01
 
@@ -258,7 +263,13 @@ def test_binary_crossentropy_trains_on_unit_interval_data(X_small):
 
 @pytest.mark.parametrize("solver", ["adam", "adamw", "sgd"])
 def test_solvers(X_small, solver):
-    ae = tiny(solver=solver, max_iter=20, learning_rate_init=0.01, random_state=0)
+    ae = tiny(
+        init="random",
+        solver=solver,
+        max_iter=20,
+        learning_rate_init=0.01,
+        random_state=0,
+    )
     ae.fit(X_small)
     assert ae.loss_curve_[-1] < ae.loss_curve_[0]
 
@@ -273,8 +284,7 @@ def test_alpha_shrinks_the_weights(X_small):
     def weight_norm(ae):
         return sum(
             float(layer.weight.detach().square().sum())
-            for layer in [*ae.encoder_, *ae.decoder_]
-            if isinstance(layer, torch.nn.Linear)
+            for layer in linear_layers(ae.encoder_) + linear_layers(ae.decoder_)
         )
 
     plain = tiny(max_iter=20, random_state=0).fit(X_small)
@@ -282,8 +292,9 @@ def test_alpha_shrinks_the_weights(X_small):
     assert weight_norm(penalised) < weight_norm(plain)
 
 
-def test_empty_hidden_layer_sizes_gives_a_linear_autoencoder(X_small):
-    ae = tiny(hidden_layer_sizes=(), random_state=0).fit(X_small)
+@pytest.mark.parametrize("init", ["pca", "random"])
+def test_empty_hidden_layer_sizes_gives_a_linear_autoencoder(X_small, init):
+    ae = tiny(hidden_layer_sizes=(), init=init, random_state=0).fit(X_small)
     assert [type(m) for m in ae.encoder_] == [torch.nn.Linear]
     assert [type(m) for m in ae.decoder_] == [torch.nn.Linear]
 

@@ -192,9 +192,9 @@ def test_constant_schedule_resets_the_rate():
 
 @pytest.mark.parametrize("schedule", ["cosine", "one_cycle"])
 def test_fit_with_a_schedule(X_small, schedule):
-    ae = tiny(learning_rate=schedule, learning_rate_init=0.02, max_iter=10)
-    ae.fit(X_small)
-    constant = tiny(learning_rate_init=0.02, max_iter=10).fit(X_small)
+    params = dict(init="random", learning_rate_init=0.02, max_iter=10)
+    ae = tiny(learning_rate=schedule, **params).fit(X_small)
+    constant = tiny(**params).fit(X_small)
     assert ae.loss_curve_ != constant.loss_curve_
     assert ae.loss_curve_[-1] < ae.loss_curve_[0]
     assert ae._optimizer.param_groups[0]["lr"] < 1e-3
@@ -273,8 +273,13 @@ def test_pickle_keeps_the_optimizer_state(X_small):
 # Sample weights
 
 
+# With init="pca", Adam's normalised first steps amplify float32 rounding near the
+# PCA optimum, so equivalence is checked from a random start and, for the PCA
+# start, on the basis itself (test_modules.py).
+
+
 def test_zero_weights_equal_leaving_samples_out(X_small):
-    params = dict(batch_size=1000, max_iter=5)
+    params = dict(batch_size=1000, max_iter=5, init="random")
     weights = np.r_[np.ones(100), np.zeros(100)]
     weighted = tiny(**params).fit(X_small, sample_weight=weights)
     subset = tiny(**params).fit(X_small[:100])
@@ -282,7 +287,7 @@ def test_zero_weights_equal_leaving_samples_out(X_small):
 
 
 def test_integer_weights_equal_repeated_samples(X_small):
-    params = dict(batch_size=1000, max_iter=5)
+    params = dict(batch_size=1000, max_iter=5, init="random")
     weights = np.arange(200) % 3
     weighted = tiny(**params).fit(X_small, sample_weight=weights)
     repeated = tiny(**params).fit(np.repeat(X_small, weights, axis=0))
