@@ -1,7 +1,46 @@
 """skae: scikit-learn compatible autoencoders on PyTorch."""
 
 from skae._autoencoder import MLPAutoencoder
+from skae._persistence import ModelFileError, load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPAutoencoder", "__version__"]
+
+def load(path):
+    """Load a model written by `MLPAutoencoder.save`, without running any code.
+
+    The file's metadata and tensors are checked (class, parameters, names,
+    shapes, dtypes) before the estimator is rebuilt. Pickles, ``torch.save``
+    archives, truncated files and files naming an unknown class are refused.
+    The weights are loaded on the CPU.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by `MLPAutoencoder.save` or `skae.callbacks.Checkpoint`.
+
+    Returns
+    -------
+    estimator : MLPAutoencoder
+        Fitted if it was fitted when saved; a checkpoint taken during a fit can
+        finish it with ``resume(X)``.
+
+    Raises
+    ------
+    ModelFileError
+        A ValueError naming the file and what is wrong with it.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile, skae
+    >>> X = np.random.RandomState(0).rand(50, 6)
+    >>> ae = skae.MLPAutoencoder(2, max_iter=3, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.skae")
+    >>> loaded = skae.load(ae.save(path) and path)
+    >>> bool(np.array_equal(loaded.transform(X), ae.transform(X)))
+    True
+    """
+    return load_model(path)
+
+
+__all__ = ["MLPAutoencoder", "ModelFileError", "__version__", "load"]

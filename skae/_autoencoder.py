@@ -94,14 +94,18 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     solver : {"adam", "adamw", "sgd"}, default="adam"
         Optimizer. "sgd" uses ``momentum``.
 
-    learning_rate : {"constant", "cosine", "one_cycle"}, default="constant"
+    learning_rate : {"constant", "cosine", "one_cycle"}, default="one_cycle"
         Schedule of the learning rate over the ``max_iter`` epochs of a `fit`,
         stepped after every batch: constant at ``learning_rate_init``, cosine
         annealing from it to zero, or one-cycle (warm up to it, then anneal).
-        `partial_fit` always uses ``learning_rate_init``.
+        `partial_fit` always uses ``learning_rate_init``. One-cycle is the
+        default because it reached a lower test error than a constant rate in
+        the same epochs (bench/quality.py).
 
-    learning_rate_init : float, default=0.001
-        Learning rate of the optimizer (the peak of a schedule).
+    learning_rate_init : float, default=0.002
+        Learning rate of the optimizer (the peak of a schedule). 0.002 is the
+        highest peak that stayed stable at every n_components measured; 0.005
+        reached lower errors with short codes but made the loss jump with 100.
 
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights, in MLPRegressor's form:
@@ -110,8 +114,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     batch_size : int, default=256
         Rows per optimisation step; clipped to the number of samples.
 
-    max_iter : int, default=20
-        Maximum number of epochs (passes over the training data) of a `fit`.
+    max_iter : int, default=30
+        Maximum number of epochs (passes over the training data) of a `fit`:
+        about a minute on 60,000 images of 784 pixels on a 2-core CPU.
 
     shuffle : bool, default=True
         Whether to draw a new order of the samples at every epoch.
@@ -269,11 +274,11 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         output_activation="identity",
         loss="squared_error",
         solver="adam",
-        learning_rate="constant",
-        learning_rate_init=0.001,
+        learning_rate="one_cycle",
+        learning_rate_init=0.002,
         alpha=0.0,
         batch_size=256,
-        max_iter=20,
+        max_iter=30,
         shuffle=True,
         tol=1e-5,
         n_iter_no_change=10,
@@ -517,7 +522,22 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     def _check_training_input(self, X, sample_weight, reset):
         """Validate X, the sample weights and the parameters before training."""
-        X = self._validate_input(X, reset=reset)
+        # validate_data(reset=True) records the features of X before it checks
+        # the values: put a fitted model's back if X turns out to be bad.
+        kept = {
+            name: getattr(self, name)
+            for name in ("n_features_in_", "feature_names_in_")
+            if hasattr(self, name)
+        }
+        try:
+            X = self._validate_input(X, reset=reset)
+        except Exception:
+            for name in ("n_features_in_", "feature_names_in_"):
+                if name in kept:
+                    setattr(self, name, kept[name])
+                elif hasattr(self, name):
+                    delattr(self, name)
+            raise
         weights = None
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
@@ -760,6 +780,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     def _validate_input(self, X, reset):
         """Validate X against the fitted features; refuse what float32 cannot hold."""
+        if X is None:
+            raise TypeError(
+                "X is None; expected an array-like of shape (n_samples, n_features)."
+            )
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
         _check_float32_range(X)
         return X

@@ -11,6 +11,7 @@ CHAPTER_PARAMS = {
     "loss": "squared_error",
     "solver": "adam",
     "learning_rate_init": 0.01,
+    "learning_rate": "constant",
     "batch_size": 256,
     "max_iter": 10,
     "shuffle": True,

@@ -21,6 +21,7 @@ CHAPTER_PARAMS_SPELLED_OUT = dict(
     loss="squared_error",
     solver="adam",
     learning_rate_init=0.01,
+    learning_rate="constant",
     batch_size=256,
     max_iter=10,
     shuffle=True,
@@ -129,7 +130,13 @@ def linear_layers(module):
 
 
 def test_training_reduces_the_loss(X_small):
-    ae = tiny(init="random", max_iter=30, learning_rate_init=0.01, random_state=0)
+    ae = tiny(
+        init="random",
+        max_iter=30,
+        learning_rate_init=0.01,
+        learning_rate="constant",
+        random_state=0,
+    )
     ae.fit(X_small)
     assert ae.loss_curve_[-1] < 0.2 * ae.loss_curve_[0]
     assert ae.score(X_small) > -0.01

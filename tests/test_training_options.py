@@ -13,8 +13,14 @@ from skae._training import copy_state, make_optimizer, make_scheduler
 
 
 def tiny(**params):
+    # A constant rate: splitting a fit in pieces equals one fit only without a
+    # schedule over the whole fit (resume is the tool for that, tested below).
     defaults = dict(
-        n_components=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0
+        n_components=2,
+        hidden_layer_sizes=(16,),
+        max_iter=5,
+        random_state=0,
+        learning_rate="constant",
     )
     return MLPAutoencoder(**{**defaults, **params})
 
