@@ -31,6 +31,7 @@ from skae._training import (
     SOLVERS,
     apply_in_batches,
     copy_state,
+    evaluate,
     load_state,
     make_optimizer,
     make_scheduler,
@@ -41,6 +42,8 @@ from skae._training import (
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # A training loss this many times the cost of outputting zeros means divergence.
 _EXPLODING = 1e4
+# early_stopping="auto" holds out validation data from this many samples on.
+_AUTO_VALIDATION_MIN = 1000
 
 
 class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -132,13 +135,19 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     n_iter_no_change : int, default=10
         Epochs without improvement tolerated by the stopping rule.
 
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the training data, score it after
         every epoch, stop when the score stops improving and restore the
-        weights of the best epoch.
+        weights of the best epoch. With ``init="pca"`` the untrained model
+        (PCA itself) is a candidate, so the result never validates worse than
+        PCA. "auto": on when there are at least 1,000 training samples, enough
+        to hold out 100; off below, where every sample counts. It is the
+        default because without it the autoencoder overfit small training sets
+        and lost to PCA on held-out data (1,500 MNIST digits, 100 components:
+        1.05 x PCA's test error).
 
     validation_fraction : float, default=0.1
-        Fraction of the training data held out when ``early_stopping=True``.
+        Fraction of the training data held out when early stopping is on.
 
     warm_start : bool, default=False
         When True, `fit` continues from the weights and optimizer state of the
@@ -189,19 +198,19 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Mean training loss of every epoch.
 
     best_loss_ : float or None
-        Lowest training loss reached; None when ``early_stopping=True``.
+        Lowest training loss reached; None when early stopping was on.
 
     validation_scores_ : list of float or None
         Score (negative mean squared error) of the held-out data after every
-        epoch; None unless ``early_stopping=True``.
+        epoch; None unless early stopping was on.
 
     validation_loss_curve_ : list of float or None
         Training loss function on the held-out data after every epoch; None
-        unless ``early_stopping=True``.
+        unless early stopping was on.
 
     best_validation_score_ : float or None
         Best of ``validation_scores_``, whose weights the model keeps; None
-        unless ``early_stopping=True``.
+        unless early stopping was on.
 
     n_iter_ : int
         Number of epochs run, over all calls to `fit` (with warm start) and
@@ -252,7 +261,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "shuffle": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
@@ -282,7 +291,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         shuffle=True,
         tol=1e-5,
         n_iter_no_change=10,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         warm_start=False,
         momentum=0.9,
@@ -377,7 +386,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self._check_same_architecture(architecture)
         device = resolve_device(self.device)
         validation_size = 0
-        if self.early_stopping and not incremental:
+        if not incremental and self._early_stopping_on(X.shape[0]):
             validation_size = self._validation_size(X.shape[0])
 
         if first_pass:
@@ -386,13 +395,20 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             generator = torch.Generator(device="cpu")
             generator.set_state(self._rng_state)
         split_rng_state = generator.get_state()
+        X_all, weights_all = _to_tensor(X, device), weights
         X_tensor, X_validation, weights = _split(
-            _to_tensor(X, device), weights, validation_size, generator
+            X_all, weights, validation_size, generator
         )
         if first_pass:
-            self._build(architecture, device, generator, X_tensor, weights)
+            # PCA is fitted on all of X, as sklearn's PCA would be: the PCA start
+            # early stopping compares against is then the PCA the user compares
+            # against, even if it flatters the start on the validation rows.
+            self._build(architecture, device, generator, X_all, weights_all)
         else:
             self._move_to(device)
+        del X_all, weights_all
+        if validation_size and first_pass:
+            self.best_loss_ = None
         optimizer = self._current_optimizer()
         n_epochs = 1 if incremental else self.max_iter
         schedule = "constant" if incremental else self.learning_rate
@@ -411,6 +427,13 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if validation_size and not self.validation_scores_:
             self.validation_scores_ = []
             self.validation_loss_curve_ = []
+        if validation_size and first_pass and architecture["init"] == "pca":
+            # The PCA start is a candidate too: early stopping can then never
+            # return a model that validates worse than PCA.
+            _, stopping.best_score = evaluate(
+                self.encoder_, self.decoder_, X_validation, self.loss
+            )
+            stopping.best_state = copy_state((self.encoder_, self.decoder_))
         # What `resume` needs to finish this fit if it is cut short.
         self._unfinished = None
         if not incremental:
@@ -566,6 +589,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """Run the epochs; on Ctrl-C or divergence, go back to the last good epoch."""
         if weights is not None:
             weights = (weights / weights.mean()).to(self._device)
+        if X_validation is None and self.best_loss_ is None:
+            self.best_loss_ = np.inf
         # Live during training, for _end_epoch and for callbacks such as Checkpoint.
         self._generator = generator
         self._scheduler = scheduler
@@ -944,7 +969,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self._optimizer = None
         self.loss_curve_ = []
         self.n_iter_ = 0
-        self.best_loss_ = None if self.early_stopping else np.inf
+        self.best_loss_ = np.inf
         self.validation_scores_ = None
         self.validation_loss_curve_ = None
         self.best_validation_score_ = None
@@ -964,8 +989,6 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 group["momentum"] = self.momentum
         self._optimizer = optimizer
         self._optimizer_solver = self.solver
-        if self.best_loss_ is None and not self.early_stopping:
-            self.best_loss_ = np.inf
         return optimizer
 
     def _move_to(self, device):
@@ -985,6 +1008,12 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
             # load_state_dict moves the state to the parameters' device.
             self._optimizer.load_state_dict(state)
+
+    def _early_stopping_on(self, n_samples):
+        """Resolve early_stopping="auto": on from _AUTO_VALIDATION_MIN samples."""
+        if self.early_stopping == "auto":
+            return n_samples >= _AUTO_VALIDATION_MIN
+        return bool(self.early_stopping)
 
     def _validation_size(self, n_samples):
         """Return the number of rows held out for early stopping, or raise."""

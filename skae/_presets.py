@@ -12,6 +12,7 @@ CHAPTER_PARAMS = {
     "solver": "adam",
     "learning_rate_init": 0.01,
     "learning_rate": "constant",
+    "early_stopping": False,
     "batch_size": 256,
     "max_iter": 10,
     "shuffle": True,

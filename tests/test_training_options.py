@@ -40,9 +40,26 @@ def same_weights(first, second):
 # Early stopping and the stopping rule
 
 
+def test_early_stopping_falls_back_to_the_pca_start(X_small):
+    # Too high a rate: every epoch validates worse than the PCA start.
+    start = tiny(max_iter=1, learning_rate_init=1e-12, early_stopping=False)
+    start.fit(X_small)
+    ae = tiny(early_stopping=True, learning_rate_init=0.05, n_iter_no_change=2)
+    ae.fit(X_small)
+    assert max(ae.validation_scores_) < ae.best_validation_score_
+    assert_allclose(ae.predict(X_small), start.predict(X_small), atol=1e-5)
+
+
+def test_early_stopping_auto_holds_out_data_from_1000_samples(X_small):
+    X = np.tile(X_small, (5, 1))
+    assert tiny().fit(X).validation_scores_ is not None
+    assert tiny().fit(X[:999]).validation_scores_ is None
+
+
 def test_early_stopping_keeps_the_best_epoch(X_small):
     snapshots = []
     ae = tiny(
+        init="random",
         early_stopping=True,
         n_iter_no_change=3,
         max_iter=200,
