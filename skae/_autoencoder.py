@@ -27,6 +27,7 @@ from skae._torch_utils import make_generator, resolve_device
 from skae._training import (
     LOSSES,
     NOISE_KINDS,
+    PRECISIONS,
     SCHEDULES,
     SOLVERS,
     apply_in_batches,
@@ -176,6 +177,14 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Torch device to train and infer on: "cpu", "cuda", "cuda:1", "mps", or
         "auto" (the first of cuda, mps and cpu that is available).
 
+    precision : {"float32", "bfloat16"}, default="float32"
+        Arithmetic of training. "bfloat16" runs the matrix products of the
+        forward pass in bfloat16 under torch.autocast (weights, gradients and
+        optimizer stay float32): faster on GPUs and on CPUs with native bfloat16
+        (AVX512-BF16, AMX), but far slower on CPUs without it, where torch
+        emulates it (140x slower than float32 on an AVX2 CPU, measured by
+        bench/speed.py). Inference is always float32.
+
     callbacks : list of callable, default=None
         Each is called at the end of every epoch as ``callback(estimator,
         record)``, where ``record`` has the fields ``epoch`` (from 0),
@@ -262,6 +271,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean", StrOptions({"auto"})],
+        "precision": [StrOptions(set(PRECISIONS))],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
@@ -299,6 +309,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         random_state=None,
         verbose=0,
         device="cpu",
+        precision="float32",
         callbacks=None,
     ):
         self.n_components = n_components
@@ -325,6 +336,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.precision = precision
         self.callbacks = callbacks
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -619,6 +631,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 first_epoch=self.n_iter_,
                 on_epoch_end=self._end_epoch,
                 batch_progress=self._batch_progress_bar if self.verbose >= 2 else None,
+                precision=self.precision,
             )
             finished = True
         except KeyboardInterrupt:

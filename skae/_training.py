@@ -19,6 +19,7 @@ SOLVERS = ("adam", "adamw", "sgd")
 LOSSES = ("squared_error", "binary_crossentropy")
 SCHEDULES = ("constant", "cosine", "one_cycle")
 NOISE_KINDS = ("gaussian", "mask")
+PRECISIONS = ("float32", "bfloat16")
 INFERENCE_BATCH_SIZE = 4096
 
 
@@ -178,6 +179,7 @@ def train_epochs(
     first_epoch=0,
     on_epoch_end=None,
     batch_progress=None,
+    precision="float32",
 ):
     """Run up to `n_epochs` passes of mini-batch optimisation over the rows of `X`.
 
@@ -217,6 +219,9 @@ def train_epochs(
     batch_progress : callable, default=None
         ``batch_progress(epoch, n_batches)`` returns an object with ``update(n)``
         and ``close()`` (a tqdm bar, say), advanced after every batch.
+    precision : {"float32", "bfloat16"}, default="float32"
+        "bfloat16" runs the forward pass and the loss under torch.autocast: the
+        matrix products in bfloat16, the weights and the optimizer in float32.
 
     Returns
     -------
@@ -224,6 +229,11 @@ def train_epochs(
         One per completed epoch.
     """
     n_samples = X.shape[0]
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {PRECISIONS}.")
+    autocast = torch.autocast(
+        X.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
+    )
     records = []
     for epoch in range(first_epoch, first_epoch + n_epochs):
         start_time = time.perf_counter()
@@ -246,9 +256,10 @@ def train_epochs(
             batch = X[rows]
             inputs = corrupt(batch, noise, noise_generator) if noise else batch
             weights = None if sample_weight is None else sample_weight[rows]
-            batch_loss = reconstruction_loss(
-                encoder, decoder, inputs, batch, loss, weights
-            )
+            with autocast:
+                batch_loss = reconstruction_loss(
+                    encoder, decoder, inputs, batch, loss, weights
+                )
             if alpha:
                 batch_loss = batch_loss + l2_penalty(
                     (encoder, decoder), alpha, stop - start

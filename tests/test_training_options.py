@@ -413,3 +413,21 @@ class warnings_as_errors:
 
     def __exit__(self, *exc):
         return self.context.__exit__(*exc)
+
+
+# Reduced precision
+
+
+def test_bfloat16_training_tracks_float32(X_small):
+    params = dict(max_iter=5, init="random", learning_rate_init=0.01)
+    full = tiny(**params).fit(X_small)
+    half = tiny(precision="bfloat16", **params).fit(X_small)
+    assert half.loss_curve_ != full.loss_curve_  # bfloat16 really ran
+    np.testing.assert_allclose(half.loss_curve_, full.loss_curve_, rtol=0.05)
+    assert half.transform(X_small).dtype == X_small.dtype
+    assert half.encoder_[0].weight.dtype == torch.float32
+
+
+def test_unknown_precision_is_refused(X_small):
+    with pytest.raises(ValueError, match="'precision' parameter"):
+        tiny(precision="fp8").fit(X_small)
