@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean bench bench-data
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,16 @@ test: install
 	$(BIN)/ruff check skae tests examples bench scripts
 	$(BIN)/ruff format --check skae tests examples bench scripts
 	$(BIN)/python -m pytest
+
+# Benchmarks (minutes, not part of the tests): quality against PCA, and speed.
+# Both read Fashion-MNIST from Debian's package, installed by bench-data.
+FASHION_MNIST = /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+bench-data:
+	test -f $(FASHION_MNIST) || { apt-get update && apt-get install -y dataset-fashion-mnist; }
+
+bench: install bench-data
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/speed.py
 
 lint: install
 	$(BIN)/ruff check skae tests examples bench scripts

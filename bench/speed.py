@@ -1,0 +1,326 @@
+"""How fast does skae train and infer, against the chapter's loop and the machine?
+
+Measures in one run, on Fashion-MNIST's 60,000 training images (or uniform noise
+of the same shape when the dataset is not installed):
+
+- the machine's matmul rate (fp32 and bf16), hence the matmul-bound limit of
+  samples/s for each model: one training sample costs 6 FLOPs per weight
+  (forward 2, backward 4), one inference sample 2 per weight it passes;
+- the chapter's own loop (bench/chapter_loop.py), skae on the chapter's model,
+  skae's default model, MLPRegressor fitted X -> X, PCA fit and transform;
+- transform / inverse_transform throughput, the cost per epoch at 15k/30k/60k
+  samples, and the peak extra memory of transforming a large numpy memmap.
+
+Prints a table (samples/s, ratio to the chapter's loop, % of the limit) and
+writes ``speed.json`` into ``--out``.
+
+Run:  python bench/speed.py [--epochs 2] [--memmap-rows 1000000] [--out DIR]
+"""
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPRegressor
+
+sys.path.insert(0, str(Path(__file__).parent))
+import chapter_loop
+
+import skae
+from skae import MLPAutoencoder
+from skae._presets import CHAPTER_PARAMS
+
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
+
+
+def load_data():
+    """Return (X, name): Fashion-MNIST's training images, or noise like them."""
+    try:
+        from skae.datasets import load_fashion_mnist
+
+        X, _ = load_fashion_mnist(subset="train", download=False)
+        return X, "fashion-mnist"
+    except (OSError, ValueError, TypeError):
+        rng = np.random.default_rng(0)
+        return rng.random((60000, 784), dtype=np.float32), "uniform noise"
+
+
+def matmul_gflops(dtype, size=2048, repeats=10):
+    """Best GFLOP/s of a square matmul of `size`, the machine's matmul limit."""
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+        if dtype != torch.float32 and best > 2:  # a slow path: one is enough
+            break
+    return 2 * size**3 / best / 1e9
+
+
+def weights_of(layer_sizes):
+    """Number of multiply-adds of one sample through linear layers of these widths."""
+    return sum(a * b for a, b in itertools.pairwise(layer_sizes))
+
+
+def model_macs(hidden, n_components, init):
+    """Multiply-adds per sample through (encoder, decoder) of an skae model."""
+    sizes = [784, *hidden, n_components]
+    mlp = weights_of(sizes)
+    if init == "pca":  # a linear path beside each MLP
+        return mlp + 784 * n_components, mlp + 784 * n_components
+    return mlp, mlp
+
+
+def timed(function, *args, **kwargs):
+    """Return (result, seconds)."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def rss_anon_bytes():
+    """Anonymous resident memory of this process (Linux), 0 where unknown."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+MEMMAP_SCRIPT = """
+import sys, threading, time, numpy as np, skae
+path, rows, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sys.path.insert(0, sys.argv[4])
+from speed import rss_anon_bytes
+X = np.memmap(path, dtype=np.float32, mode="r", shape=(rows, 784))
+ae = skae.load(model)
+ae.transform(X[:4096])
+baseline, peak, running = rss_anon_bytes(), [0], [True]
+def watch():
+    while running[0]:
+        peak[0] = max(peak[0], rss_anon_bytes())
+        time.sleep(0.005)
+thread = threading.Thread(target=watch); thread.start()
+start = time.perf_counter(); Z = ae.transform(X); seconds = time.perf_counter() - start
+running[0] = False; thread.join()
+print(peak[0] - baseline, Z.nbytes, seconds)
+"""
+
+
+def memmap_transform(model, rows, workdir):
+    """Transform `rows` rows from a memmap in a fresh process; measure its memory."""
+    path = Path(workdir) / "X.f32"
+    X = np.memmap(path, dtype=np.float32, mode="w+", shape=(rows, 784))
+    rng = np.random.default_rng(0)
+    for start in range(0, rows, 100_000):
+        stop = min(start + 100_000, rows)
+        X[start:stop] = rng.random((stop - start, 784), dtype=np.float32)
+    X.flush()
+    del X
+    model_path = Path(workdir) / "model.skae"
+    model.save(model_path)
+    output = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEMMAP_SCRIPT,
+            str(path),
+            str(rows),
+            str(model_path),
+            str(Path(__file__).parent),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    path.unlink()
+    extra, output_bytes, seconds = int(output[0]), int(output[1]), float(output[2])
+    return {
+        "rows": rows,
+        "extra_memory_mb": extra / 2**20,
+        "output_mb": output_bytes / 2**20,
+        "budget_mb": output_bytes / 2**20 + 256,
+        "rows_per_s": rows / seconds,
+    }
+
+
+def main(argv=None):
+    """Run every measurement, print the table, write speed.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--memmap-rows", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    X, data_name = load_data()
+    n = X.shape[0]
+    epochs = args.epochs
+    threads = torch.get_num_threads()
+    print(f"data: {data_name} {X.shape}, {epochs} epochs, {threads} threads")
+
+    fp32 = matmul_gflops(torch.float32)
+    # 512 for bf16: where the CPU lacks native bf16, 2048 takes a minute.
+    bf16 = matmul_gflops(torch.bfloat16, size=512)
+    print(f"matmul: fp32 {fp32:.0f} GFLOP/s (2048^3), bf16 {bf16:.1f} (512^3)")
+
+    chapter_macs = sum(model_macs((256, 128), 100, "random"))
+    default_macs = sum(model_macs((256, 128), 2, "pca"))
+    rows = []
+
+    def add(name, samples_per_s, macs=None, flops_per_mac=6, note=""):
+        limit = None if macs is None else fp32 * 1e9 / (flops_per_mac * macs)
+        rows.append(
+            {
+                "name": name,
+                "samples_per_s": samples_per_s,
+                "limit_samples_per_s": limit,
+                "note": note,
+            }
+        )
+
+    # Training, each for the same number of epochs on the same data.
+    _, seconds = timed(chapter_loop.train, X, epochs)
+    add("chapter loop (fit)", epochs * n / seconds, chapter_macs)
+    chapter = MLPAutoencoder(**{**CHAPTER_PARAMS, "max_iter": epochs}, random_state=0)
+    _, seconds = timed(chapter.fit, X)
+    add("skae, chapter model (fit)", epochs * n / seconds, chapter_macs)
+    default = MLPAutoencoder(2, max_iter=epochs, random_state=0, early_stopping=False)
+    _, seconds = timed(default.fit, X)
+    add(
+        "skae, default model k=2 (fit)",
+        epochs * n / seconds,
+        default_macs,
+        note="PCA start included",
+    )
+    # Reduced precision, on a slice: on CPUs without native bfloat16 it crawls.
+    rows_bf16 = min(n, 6000)
+    losses = {}
+    for precision in ("float32", "bfloat16"):
+        model = MLPAutoencoder(
+            **{**CHAPTER_PARAMS, "max_iter": epochs},
+            precision=precision,
+            random_state=0,
+        )
+        _, seconds = timed(model.fit, X[:rows_bf16])
+        losses[precision] = model.loss_
+        add(
+            f"skae, chapter model, {precision}",
+            epochs * rows_bf16 / seconds,
+            chapter_macs,
+            note=f"first {rows_bf16} rows",
+        )
+    bf16_loss_ratio = losses["bfloat16"] / losses["float32"]
+    mlp = MLPRegressor(
+        hidden_layer_sizes=(256, 128, 100, 128, 256), activation="logistic", max_iter=1
+    )
+    mlp.set_params(batch_size=256, learning_rate_init=0.01, random_state=0)
+    _, seconds = timed(mlp.fit, X, X)
+    add("MLPRegressor X->X (fit, 1 epoch)", n / seconds, chapter_macs)
+    pca = PCA(100, random_state=0)
+    _, seconds = timed(pca.fit, X)
+    add("PCA(100) fit", n / seconds)
+
+    # Inference: 2 FLOPs per multiply-add, one pass.
+    encoder_macs, decoder_macs = model_macs((256, 128), 100, "random")
+    Z, seconds = timed(chapter.transform, X)
+    add("skae transform (chapter model)", n / seconds, encoder_macs, 2)
+    _, seconds = timed(chapter.inverse_transform, Z)
+    add("skae inverse_transform (chapter)", n / seconds, decoder_macs, 2)
+    _, seconds = timed(pca.transform, X)
+    add("PCA(100) transform", n / seconds)
+
+    # Linear cost: time per epoch (the second, warm one) at three sizes.
+    scaling = {}
+    for size in (15000, 30000, 60000):
+        model = MLPAutoencoder(**{**CHAPTER_PARAMS, "max_iter": 2}, random_state=0)
+        records = []
+        model.set_params(
+            callbacks=[lambda _, record, kept=records: kept.append(record)]
+        )
+        model.fit(X[:size])
+        scaling[size] = records[-1].seconds
+    per_sample = {size: s / size for size, s in scaling.items()}
+    reference = per_sample[60000]
+    scaling_rows = {
+        size: {
+            "seconds_per_epoch": scaling[size],
+            "vs_linear": per_sample[size] / reference,
+        }
+        for size in scaling
+    }
+
+    baseline = rows[0]["samples_per_s"]
+    print(f"{'':<36}{'samples/s':>12}{'x chapter':>11}{'% of limit':>12}")
+    for row in rows:
+        row["ratio_to_chapter"] = row["samples_per_s"] / baseline
+        limit = row["limit_samples_per_s"]
+        row["percent_of_limit"] = (
+            None if limit is None else 100 * row["samples_per_s"] / limit
+        )
+        percent = "" if limit is None else f"{row['percent_of_limit']:.0f}%"
+        print(
+            f"{row['name']:<36}{row['samples_per_s']:>12,.0f}"
+            f"{row['ratio_to_chapter']:>11.2f}{percent:>12}  {row['note']}"
+        )
+    print(f"bfloat16 / float32 final training loss: {bf16_loss_ratio:.4f}")
+    print("time per epoch (chapter model), relative to linear in n:")
+    for size, row in scaling_rows.items():
+        print(
+            f"  n={size:>6}: {row['seconds_per_epoch']:.2f} s, {row['vs_linear']:.3f}"
+        )
+
+    memmap = None
+    if args.memmap_rows:
+        with tempfile.TemporaryDirectory() as workdir:
+            memmap = memmap_transform(chapter, args.memmap_rows, workdir)
+        print(
+            f"memmap transform of {memmap['rows']:,} rows: peak extra memory "
+            f"{memmap['extra_memory_mb']:.0f} MB (budget: output "
+            f"{memmap['output_mb']:.0f} MB + 256 MB), "
+            f"{memmap['rows_per_s']:,.0f} rows/s"
+        )
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "machine": {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "platform": platform.platform(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "skae": skae.__version__,
+            "sklearn": sklearn.__version__,
+        },
+        "data": data_name,
+        "epochs": epochs,
+        "matmul_gflops": {"fp32": fp32, "bf16": bf16},
+        "rows": rows,
+        "epoch_scaling": scaling_rows,
+        "memmap_transform": memmap,
+        "bf16_final_loss_ratio": bf16_loss_ratio,
+    }
+    (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out / 'speed.json'}")
+
+
+if __name__ == "__main__":
+    main()
