@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: install demo test lint format clean bench bench-data
+.PHONY: install demo test lint format clean bench bench-data docs
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,8 @@ demo: install
 	$(BIN)/skae compare --data mnist-sample --n-components 2 30 100 --out report/
 
 test: install
-	$(BIN)/ruff check skae tests examples bench scripts
-	$(BIN)/ruff format --check skae tests examples bench scripts
+	$(BIN)/ruff check skae tests examples bench scripts docs
+	$(BIN)/ruff format --check skae tests examples bench scripts docs
 	$(BIN)/python -m pytest
 
 # Benchmarks (minutes, not part of the tests): quality against PCA, and speed.
@@ -35,13 +35,23 @@ bench: install bench-data
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/speed.py
 
+# The documentation site, warnings as errors, the gallery run with tiny settings.
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	rm -rf docs/_build docs/generated docs/auto_examples
+	SKAE_EXAMPLES_FAST=1 $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
+
 lint: install
-	$(BIN)/ruff check skae tests examples bench scripts
-	$(BIN)/ruff format --check skae tests examples bench scripts
+	$(BIN)/ruff check skae tests examples bench scripts docs
+	$(BIN)/ruff format --check skae tests examples bench scripts docs
 
 format: install
-	$(BIN)/ruff check --fix skae tests examples bench scripts
-	$(BIN)/ruff format skae tests examples bench scripts
+	$(BIN)/ruff check --fix skae tests examples bench scripts docs
+	$(BIN)/ruff format skae tests examples bench scripts docs
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build docs/generated docs/auto_examples docs/_generated

@@ -30,6 +30,11 @@ def load(path):
     ModelFileError
         A ValueError naming the file and what is wrong with it.
 
+    See Also
+    --------
+    MLPAutoencoder.save : Writes these files.
+    skae.callbacks.Checkpoint : Writes them during a fit, to resume it.
+
     Examples
     --------
     >>> import numpy as np, os, tempfile, skae

@@ -44,7 +44,27 @@ _LIST_ATTRIBUTES = ("loss_curve_", "validation_scores_", "validation_loss_curve_
 
 
 class ModelFileError(ValueError):
-    """A file that `skae.load` refuses: not a skae model, or not a valid one."""
+    """A file that `skae.load` refuses: not a skae model, or not a valid one.
+
+    A subclass of ValueError, so ``except ValueError`` catches it too. Its
+    message names the file and what is wrong with it.
+
+    See Also
+    --------
+    skae.load : Raises it.
+
+    Examples
+    --------
+    >>> import os, pickle, tempfile, skae
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.pkl")
+    >>> with open(path, "wb") as f:
+    ...     pickle.dump({"not": "a model"}, f)
+    >>> try:
+    ...     skae.load(path)
+    ... except skae.ModelFileError as error:
+    ...     print("is a pickle, not a skae model file" in str(error))
+    True
+    """
 
 
 def save_model(estimator, path, *, warn_dropped=True):

@@ -32,6 +32,11 @@ class Checkpoint:
     saved_ : list of pathlib.Path
         The files written so far, in order.
 
+    See Also
+    --------
+    skae.load : Reads a checkpoint back.
+    skae.MLPAutoencoder.resume : Finishes the fit from a checkpoint.
+
     Examples
     --------
     >>> import numpy as np, skae, tempfile, os

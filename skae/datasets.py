@@ -106,6 +106,12 @@ def load_mnist(
     --------
     load_mnist_sample : 5,000 digits shipped with skae, offline.
     load_fashion_mnist : Fashion-MNIST, in the same format.
+
+    Examples
+    --------
+    >>> from skae.datasets import load_mnist
+    >>> X, y = load_mnist("data/mnist_train.csv")  # doctest: +SKIP
+    >>> X_test, y_test = load_mnist(subset="test")  # doctest: +SKIP
     """
     return _load("mnist", path, subset, as_uint8, data_home, download, [])
 
@@ -142,6 +148,13 @@ def load_fashion_mnist(
     See Also
     --------
     load_mnist : MNIST digits, in the same format.
+
+    Examples
+    --------
+    >>> from skae.datasets import load_fashion_mnist
+    >>> X, y = load_fashion_mnist(subset="test")  # doctest: +SKIP
+    >>> X.shape, int(y.max())  # doctest: +SKIP
+    ((10000, 784), 9)
     """
     return _load(
         "fashion-mnist",
@@ -155,7 +168,7 @@ def load_fashion_mnist(
 
 
 def read_mnist_csv(path):
-    """Read an MNIST-style CSV file: a label, then 784 pixel values, per row.
+    r"""Read an MNIST-style CSV file: a label, then 784 pixel values, per row.
 
     A header row is detected and skipped.
 
@@ -167,7 +180,25 @@ def read_mnist_csv(path):
     Returns
     -------
     images : ndarray of shape (n_samples, 784), dtype uint8
+        The pixel values, one image per row.
     labels : ndarray of shape (n_samples,), dtype int64
+        The first column.
+
+    See Also
+    --------
+    load_mnist : Finds and reads these files (or IDX files), scaled to [0, 1].
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skae.datasets import read_mnist_csv
+    >>> path = os.path.join(tempfile.mkdtemp(), "mnist_test.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("label," + ",".join(f"p{i}" for i in range(784)) + "\n")
+    ...     _ = f.write("7," + ",".join(["0"] * 783 + ["255"]) + "\n")
+    >>> images, labels = read_mnist_csv(path)
+    >>> images.shape, int(images[0, -1]), labels.tolist()
+    ((1, 784), 255, [7])
     """
     path = Path(path)
     with open(path) as f:
@@ -197,7 +228,7 @@ def read_mnist_csv(path):
 
 
 def read_idx(path):
-    """Read an IDX file of unsigned bytes (the original MNIST format), gzipped or not.
+    r"""Read an IDX file of unsigned bytes (the original MNIST format), gzipped or not.
 
     Parameters
     ----------
@@ -209,6 +240,20 @@ def read_idx(path):
     -------
     array : ndarray of dtype uint8
         Shaped by the dimensions in the file's header.
+
+    See Also
+    --------
+    load_mnist : Finds and reads the four IDX files, scaled to [0, 1].
+
+    Examples
+    --------
+    >>> import os, struct, tempfile
+    >>> from skae.datasets import read_idx
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"\x00\x00\x08\x01" + struct.pack(">I", 3) + bytes([5, 0, 4]))
+    >>> read_idx(path).tolist()
+    [5, 0, 4]
     """
     path = Path(path)
     with open(path, "rb") as f:

@@ -34,6 +34,20 @@ def image_grid(X, n_rows, n_cols, image_shape=(28, 28)):
     Returns
     -------
     grid : ndarray of shape (n_rows * height, n_cols * width)
+        The tiles, ready for ``imshow``.
+
+    See Also
+    --------
+    plot_images : Draws this grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae.plotting import image_grid
+    >>> X = np.arange(6)[:, None] * np.ones((6, 4))  # six 2x2 images, image i all i
+    >>> image_grid(X, 2, 3, image_shape=(2, 2))[::2, ::2]  # one pixel per tile
+    array([[0., 1., 2.],
+           [3., 4., 5.]])
     """
     X = np.asarray(X, dtype=np.float64)
     height, width = image_shape
@@ -127,6 +141,22 @@ def plot_reconstructions(X, models, n=10, image_shape=(28, 28), *, cmap="gray"):
     -------
     fig : matplotlib Figure
         One row of axes for the originals and one per model, each titled.
+
+    See Also
+    --------
+    plot_images : One grid of images.
+    skae.metrics.compare : The numbers behind the pictures.
+
+    Examples
+    --------
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.datasets import load_mnist_sample
+    >>> from skae.plotting import plot_reconstructions
+    >>> X, _ = load_mnist_sample()
+    >>> pca = PCA(30).fit(X[:1000])
+    >>> fig = plot_reconstructions(X[1000:], {"PCA": pca}, n=8)
+    >>> len(fig.axes)  # the originals, then PCA
+    2
     """
     X = np.asarray(X)[:n]
     rows = {"original": X}
@@ -171,6 +201,22 @@ def plot_loss_curve(estimator, *, ax=None, label=None):
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on.
+
+    See Also
+    --------
+    skae.MLPAutoencoder : Its ``loss_curve_`` and ``validation_loss_curve_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import MLPAutoencoder
+    >>> from skae.plotting import plot_loss_curve
+    >>> X = np.random.RandomState(0).rand(100, 8)
+    >>> ae = MLPAutoencoder(2, max_iter=5, random_state=0).fit(X)
+    >>> ax = plot_loss_curve(ae, label="training")
+    >>> len(ax.lines)
+    1
     """
     if ax is None:
         _, ax = _pyplot().subplots(figsize=(6, 4), layout="constrained")
@@ -214,6 +260,20 @@ def plot_latent(estimator_or_codes, y=None, *, X=None, ax=None, max_points=5000)
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on.
+
+    See Also
+    --------
+    skae.MLPAutoencoder.transform : The codes plotted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae.plotting import plot_latent
+    >>> codes = np.random.RandomState(0).randn(50, 2)
+    >>> ax = plot_latent(codes, y=np.arange(50) % 3)
+    >>> ax.get_xlabel()
+    'code 0'
     """
     if hasattr(estimator_or_codes, "transform"):
         if X is None:
@@ -265,6 +325,23 @@ def plot_error_vs_components(results, *, ax=None, metric="test_mse"):
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on.
+
+    See Also
+    --------
+    skae.metrics.compare : Makes `results`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.metrics import compare
+    >>> from skae.plotting import plot_error_vs_components
+    >>> X = np.random.RandomState(0).rand(80, 6)
+    >>> results = compare([PCA(1), PCA(2), PCA(4)], X[:60], X[60:])
+    >>> ax = plot_error_vs_components(results)
+    >>> [line.get_label() for line in ax.lines]
+    ['PCA']
     """
     if ax is None:
         _, ax = _pyplot().subplots(figsize=(6, 4), layout="constrained")

@@ -1,0 +1,180 @@
+"""Sphinx configuration of skae's documentation site (``make docs``)."""
+
+import json
+import os
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+project = "skae"
+author = "the skae developers"
+copyright = "2026, the skae developers"
+release = package_version("skae")
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.doctest",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+# Every public docstring must document its parameters and what it returns;
+# classes and functions also need See Also and Examples (methods are shown by
+# their class's examples).
+numpydoc_validation_checks = {"PR01", "PR02", "PR03", "RT01", "GL08", "SA01", "EX01"}
+numpydoc_validation_exclude = {
+    r"\.__repr__$",
+    r"\.__call__$",
+    r"\.MLPAutoencoder\.\w+$",
+}
+
+# Intersphinx needs the network to fetch the inventories; CI and this project's
+# machines have none, so cross-references to other projects are built only
+# with SKAE_DOCS_ONLINE=1 (they render as plain text otherwise).
+intersphinx_mapping = {}
+if os.environ.get("SKAE_DOCS_ONLINE") == "1":
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "numpy": ("https://numpy.org/doc/stable/", None),
+        "sklearn": ("https://scikit-learn.org/stable/", None),
+        "torch": ("https://docs.pytorch.org/docs/stable/", None),
+    }
+
+html_theme = "pydata_sphinx_theme"
+html_title = "skae"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+}
+html_static_path = []
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    # The Dask example starts worker processes: shown, not run, in the build.
+    "filename_pattern": r"/(plot_(?!dask)|quickstart)",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "default_thumb_file": None,
+    "matplotlib_animations": False,
+    "within_subsection_order": "FileNameSortKey",
+}
+os.environ.setdefault("SKAE_EXAMPLES_FAST", "1")
+
+
+# Tables generated from the benchmarks' JSON results, so that the pages show
+# exactly what the last `make bench` measured.
+RESULTS = Path(__file__).parents[1] / "bench" / "results"
+GENERATED = Path(__file__).parent / "_generated"
+
+
+def _table(header, rows):
+    """Return a reStructuredText list-table."""
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header, *rows]:
+        lines.append(f"   * - {row[0]}")
+        lines.extend(f"     - {cell}" for cell in row[1:])
+    return "\n".join(lines) + "\n"
+
+
+def _quality_table():
+    results = json.loads((RESULTS / "quality.json").read_text())
+    machine = results["machine"]
+    rows = [
+        [
+            row["dataset"],
+            row["n_components"],
+            f"{row['pca_mse']:.5f}",
+            f"{row['autoencoder_mse']:.5f}",
+            f"{row['ratio']:.3f}",
+            "" if row["goal"] is None else f"≤ {row['goal']}",
+            f"{row['pca_fit_seconds']:.1f}",
+            f"{row['autoencoder_fit_seconds']:.1f}",
+        ]
+        for row in results["rows"]
+    ]
+    header = ["data", "k", "PCA MSE", "AE MSE", "AE / PCA", "goal", "PCA s", "AE s"]
+    return (
+        f"Measured {machine['date']} on {machine['platform']} "
+        f"({machine['cpu_capability']}, {machine['torch_threads']} threads), "
+        f"torch {machine['torch']}, scikit-learn {machine['sklearn']}.\n\n"
+        + _table(header, rows)
+    )
+
+
+def _speed_table():
+    results = json.loads((RESULTS / "speed.json").read_text())
+    machine = results["machine"]
+    rows = []
+    for row in results["rows"]:
+        percent = row["percent_of_limit"]
+        rows.append(
+            [
+                row["name"] + (f" ({row['note']})" if row["note"] else ""),
+                f"{row['samples_per_s']:,.0f}",
+                f"{row['ratio_to_chapter']:.2f}",
+                "" if percent is None else f"{percent:.0f}%",
+            ]
+        )
+    scaling = ", ".join(
+        f"{int(size):,} rows {row['seconds_per_epoch']:.2f} s"
+        for size, row in results["epoch_scaling"].items()
+    )
+    memmap = results["memmap_transform"]
+    gflops = results["matmul_gflops"]
+    return (
+        f"Measured {machine['date']} on {machine['platform']} "
+        f"({machine['cpu_capability']}, {machine['torch_threads']} threads), torch "
+        f"{machine['torch']}; fp32 matmul {gflops['fp32']:.0f} GFLOP/s, bf16 "
+        f"{gflops['bf16']:.1f} GFLOP/s; {results['epochs']} epochs.\n\n"
+        + _table(["", "samples/s", "x chapter loop", "% of limit"], rows)
+        + f"\nTime per epoch, chapter's model: {scaling}.\n"
+        + (
+            ""
+            if memmap is None
+            else f"Transforming {memmap['rows']:,} rows from a numpy memmap took "
+            f"{memmap['extra_memory_mb']:.0f} MB of extra memory at its peak, for "
+            f"an output of {memmap['output_mb']:.0f} MB.\n"
+        )
+    )
+
+
+def _dask_table():
+    results = json.loads((RESULTS / "dask_scale.json").read_text())
+    rates = results["transform_rows_per_s"]
+    rows = [
+        [
+            how.replace("_", " "),
+            f"{rates['1'][how]:,.0f}",
+            f"{rates['2'][how]:,.0f}",
+            f"{rates['2'][how] / rates['1'][how]:.2f}",
+        ]
+        for how in ("scattered", "per_task")
+    ]
+    memmap = results["memmap_partial_fit"]
+    return (
+        f"Measured {results['date']} with ``python bench/dask_scale.py`` on a "
+        "2-core machine; transform of the chapter's model, rows/s:\n\n"
+        + _table(["model shipped", "1 worker", "2 workers", "ratio"], rows)
+        + f"\nOne partial_fit pass over a {memmap['file_mb']:.0f} MB memmap in "
+        f"{memmap['chunk_mb']:.0f} MB chunks peaked at "
+        f"{memmap['peak_extra_memory_mb']:.0f} MB of extra memory "
+        f"({memmap['rows_per_s']:,.0f} rows/s).\n"
+    )
+
+
+GENERATED.mkdir(exist_ok=True)
+for _name, _make in [
+    ("quality_table", _quality_table),
+    ("speed_table", _speed_table),
+    ("dask_table", _dask_table),
+]:
+    (GENERATED / f"{_name}.rst").write_text(_make())
