@@ -13,7 +13,6 @@ Writes ``dask_scale.json`` into ``--out``.
 """
 
 import argparse
-import json
 import pickle
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from skae import MLPAutoencoder
 from skae._presets import CHAPTER_PARAMS
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed import rss_anon_bytes
+from speed import rss_anon_bytes, write_results
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -148,7 +147,6 @@ def main(argv=None):
         f"{memmap['chunk_mb']:.0f} MB chunks: peak extra memory "
         f"{memmap['peak_extra_memory_mb']:.0f} MB, {memmap['rows_per_s']:,.0f} rows/s"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "transform_rows_per_s": {str(n): rate for n, rate in rates.items()},
@@ -156,8 +154,7 @@ def main(argv=None):
         "transform_ratio_2_to_1": ratio,
         "memmap_partial_fit": memmap,
     }
-    (args.out / "dask_scale.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out / 'dask_scale.json'}")
+    write_results(args.out / "dask_scale.json", result)
 
 
 if __name__ == "__main__":

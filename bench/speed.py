@@ -95,6 +95,13 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+def write_results(path, result):
+    """Write a benchmark's results as JSON, creating the folder; say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 def rss_anon_bytes():
     """Anonymous resident memory of this process (Linux), 0 where unknown."""
     try:
@@ -298,7 +305,6 @@ def main(argv=None):
             f"{memmap['rows_per_s']:,.0f} rows/s"
         )
 
-    args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "machine": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -318,8 +324,7 @@ def main(argv=None):
         "memmap_transform": memmap,
         "bf16_final_loss_ratio": bf16_loss_ratio,
     }
-    (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out / 'speed.json'}")
+    write_results(args.out / "speed.json", result)
 
 
 if __name__ == "__main__":

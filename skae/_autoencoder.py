@@ -430,12 +430,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         scheduler = make_scheduler(
             optimizer, schedule, self.learning_rate_init, total_steps
         )
-        stopping = _StoppingRule(
-            early_stopping=validation_size > 0,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            modules=(self.encoder_, self.decoder_),
-        )
+        stopping = self._stopping_rule(validation_size > 0)
         if validation_size and not self.validation_scores_:
             self.validation_scores_ = []
             self.validation_loss_curve_ = []
@@ -535,12 +530,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if scheduler is not None and unfinished["scheduler"] is not None:
             scheduler.load_state_dict(unfinished["scheduler"])
         optimizer.load_state_dict(groups)
-        stopping = _StoppingRule(
-            early_stopping=validation_size > 0,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            modules=(self.encoder_, self.decoder_),
-        )
+        stopping = self._stopping_rule(validation_size > 0)
         stopping.load_state(unfinished["stopping"])
         return self._train(
             X_tensor,
@@ -673,6 +663,15 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 stacklevel=3,
             )
         return self
+
+    def _stopping_rule(self, validating):
+        """Return a fresh stopping rule on the validation score or training loss."""
+        return _StoppingRule(
+            early_stopping=validating,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            modules=(self.encoder_, self.decoder_),
+        )
 
     def _take_snapshot(self):
         """Copy what an epoch changes in place: weights and optimizer state."""
