@@ -189,7 +189,7 @@ def main(argv=None):
     print(f"matmul: fp32 {fp32:.0f} GFLOP/s (2048^3), bf16 {bf16:.1f} (512^3)")
 
     chapter_macs = sum(model_macs((256, 128), 100, "random"))
-    default_macs = sum(model_macs((256, 128), 2, "pca"))
+    default_macs = sum(model_macs(MLPAutoencoder().hidden_layer_sizes, 2, "pca"))
     rows = []
 
     def add(name, samples_per_s, macs=None, flops_per_mac=6, note=""):

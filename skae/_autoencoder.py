@@ -64,10 +64,11 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     n_components : int, default=2
         Width of the code (the bottleneck). Must be <= n_features.
 
-    hidden_layer_sizes : array-like of shape (n_layers,), default=(256, 128)
+    hidden_layer_sizes : array-like of shape (n_layers,), default=(512, 256)
         Widths of the encoder's hidden layers, from the input towards the code.
         The decoder uses them in reverse order. ``()`` gives a single linear
-        layer each way.
+        layer each way. (512, 256) reached a lower test error within a minute
+        of training than (256, 128) or (1024,) (bench/quality.py).
 
     init : {"auto", "pca", "random"}, default="auto"
         How the model starts. "pca": the encoder and the decoder each get a
@@ -78,8 +79,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         torch's default initialisation (the textbook model). "auto": "pca" when
         the latent and output activations are identity, else "random".
 
-    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="relu"
+    activation : {"relu", "gelu", "tanh", "logistic", "identity"}, default="gelu"
         Activation after every hidden layer of the encoder and the decoder.
+        GELU reached a slightly lower test error than ReLU in the same epochs.
 
     latent_activation : {"identity", "relu", "gelu", "tanh", "logistic"}, \
             default="identity"
@@ -118,7 +120,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     batch_size : int, default=256
         Rows per optimisation step; clipped to the number of samples.
 
-    max_iter : int, default=30
+    max_iter : int, default=18
         Maximum number of epochs (passes over the training data) of a `fit`:
         about a minute on 60,000 images of 784 pixels on a 2-core CPU.
 
@@ -286,9 +288,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self,
         n_components=2,
         *,
-        hidden_layer_sizes=(256, 128),
+        hidden_layer_sizes=(512, 256),
         init="auto",
-        activation="relu",
+        activation="gelu",
         latent_activation="identity",
         output_activation="identity",
         loss="squared_error",
@@ -297,7 +299,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         learning_rate_init=0.002,
         alpha=0.0,
         batch_size=256,
-        max_iter=30,
+        max_iter=18,
         shuffle=True,
         tol=1e-5,
         n_iter_no_change=10,

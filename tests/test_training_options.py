@@ -60,6 +60,7 @@ def test_early_stopping_keeps_the_best_epoch(X_small):
     snapshots = []
     ae = tiny(
         init="random",
+        activation="relu",
         early_stopping=True,
         n_iter_no_change=3,
         max_iter=200,
