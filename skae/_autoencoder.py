@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
 )
 
 from skae._modules import ACTIVATIONS, build_autoencoder, pca_basis
-from skae._torch_utils import make_generator, resolve_device
+from skae._torch_utils import generator_from_state, make_generator, resolve_device
 from skae._training import (
     LOSSES,
     NOISE_KINDS,
@@ -406,8 +406,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if first_pass:
             generator = make_generator(self.random_state)
         else:
-            generator = torch.Generator(device="cpu")
-            generator.set_state(self._rng_state)
+            generator = generator_from_state(self._rng_state)
         split_rng_state = generator.get_state()
         X_all, weights_all = _to_tensor(X, device), weights
         X_tensor, X_validation, weights = _split(
@@ -511,14 +510,14 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 f"validation split held out {validation_size} rows, X would give "
                 f"{held_out}."
             )
-        split_generator = torch.Generator(device="cpu")
-        split_generator.set_state(unfinished["split_rng_state"])
         self._move_to(resolve_device(self.device))
         X_tensor, X_validation, weights = _split(
-            _to_tensor(X, self._device), weights, validation_size, split_generator
+            _to_tensor(X, self._device),
+            weights,
+            validation_size,
+            generator_from_state(unfinished["split_rng_state"]),
         )
-        generator = torch.Generator(device="cpu")
-        generator.set_state(self._rng_state)
+        generator = generator_from_state(self._rng_state)
         optimizer = self._current_optimizer()
         # make_scheduler resets the learning rate (and one-cycle's momentum);
         # the optimizer's saved groups put back the values of the last epoch.
@@ -603,7 +602,6 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         # an exploding loss, whatever the scale of X.
         self._loss_scale = max(0.5 * float(X.square().mean()), 1e-30)
         self._snapshot = self._take_snapshot()
-        error = None
         try:
             train_epochs(
                 self.encoder_,
@@ -638,23 +636,19 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             finished = False
         except _Diverged as diverged:
             self._restore_snapshot()
-            error = diverged
-            finished = False
-        finally:
-            del self._generator, self._scheduler, self._snapshot, self._loss_scale
-        if error is not None:
-            del self._stopping
             raise ValueError(
-                f"Training diverged at epoch {error.epoch + 1}: {error.reason}. The "
-                f"model keeps the weights of epoch {self.n_iter_}, the last finite "
-                "ones. Scale X (e.g. StandardScaler, or divide pixels by 255) or "
-                f"lower learning_rate_init (now {self.learning_rate_init})."
+                f"Training diverged at epoch {diverged.epoch + 1}: {diverged.reason}. "
+                f"The model keeps the weights of epoch {self.n_iter_}, the last "
+                "finite ones. Scale X (e.g. StandardScaler, or divide pixels by "
+                f"255) or lower learning_rate_init (now {self.learning_rate_init})."
             ) from None
+        finally:
+            del self._generator, self._scheduler, self._stopping
+            del self._snapshot, self._loss_scale
         if stopping.early_stopping and stopping.best_state is not None:
             load_state((self.encoder_, self.decoder_), stopping.best_state)
         if stopping.early_stopping:
             self.best_validation_score_ = stopping.best_score
-        del self._stopping
         if finished:
             self._unfinished = None
         if finished and warn_unconverged and not stopping.stopped:

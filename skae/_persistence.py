@@ -25,6 +25,8 @@ import safetensors.torch
 import sklearn
 import torch
 
+from skae._torch_utils import generator_from_state
+
 FORMAT = "skae"
 FORMAT_VERSION = 1
 _HEADER_LIMIT = 100 * 2**20  # safetensors' own limit on the JSON header
@@ -457,7 +459,9 @@ def _parameter_count(architecture):
     mlps = mlp(sizes) + mlp(sizes[::-1])
     if architecture["init"] == "random":
         return mlps
-    linear = mlp(sizes[:: len(sizes) - 1]) + mlp(sizes[::-1][:: len(sizes) - 1])
+    # The PCA start: a linear path each way, plus the MLPs when there are any.
+    n_features, n_components = sizes[0], sizes[-1]
+    linear = mlp([n_features, n_components]) + mlp([n_components, n_features])
     return linear + (mlps if architecture["hidden_layer_sizes"] else 0)
 
 
@@ -511,10 +515,9 @@ def _rng_state(tensor, name):
     """Check a CPU generator state read from a file."""
     if tensor is None:
         raise ValueError(f"the tensor {name} is missing.")
-    generator = torch.Generator(device="cpu")
     if tensor.dtype != torch.uint8:
         raise ValueError(f"tensor {name} should be uint8, not {tensor.dtype}.")
-    generator.set_state(tensor)  # raises RuntimeError on a malformed state
+    generator_from_state(tensor)  # raises RuntimeError on a malformed state
     return tensor
 
 

@@ -71,3 +71,13 @@ def make_generator(random_state):
     generator = torch.Generator(device="cpu")
     generator.manual_seed(seed)
     return generator
+
+
+def generator_from_state(state):
+    """Return a CPU torch.Generator continuing from `state` (a ``get_state()``).
+
+    Raises RuntimeError when `state` is not a valid generator state.
+    """
+    generator = torch.Generator(device="cpu")
+    generator.set_state(state)
+    return generator
