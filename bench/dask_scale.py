@@ -14,9 +14,7 @@ Writes ``dask_scale.json`` into ``--out``.
 
 import argparse
 import pickle
-import sys
 import tempfile
-import threading
 import time
 import warnings
 from datetime import UTC, datetime
@@ -31,8 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skae import MLPAutoencoder
 from skae._presets import CHAPTER_PARAMS
 
-sys.path.insert(0, str(Path(__file__).parent))
-from speed import rss_anon_bytes, write_results
+from common import PeakAnonMemory, random_memmap, write_results
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -83,38 +80,20 @@ def transform_rates(ae, X, n_workers):
 
 def memmap_pass(rows, chunk_rows, workdir):
     """One partial_fit pass over a memmap of `rows` images; peak extra memory."""
-    path = Path(workdir) / "X.f32"
-    X = np.memmap(path, dtype=np.float32, mode="w+", shape=(rows, 784))
-    rng = np.random.default_rng(0)
-    for start in range(0, rows, chunk_rows):
-        stop = min(start + chunk_rows, rows)
-        X[start:stop] = rng.random((stop - start, 784), dtype=np.float32)
-    X.flush()
-    del X
-    X = np.memmap(path, dtype=np.float32, mode="r", shape=(rows, 784))
+    X = random_memmap(Path(workdir) / "X.f32", rows, chunk_rows)
     ae = MLPAutoencoder(30, random_state=0)
     ae.partial_fit(X[:chunk_rows])  # build the model before the baseline
-    baseline, peak, running = rss_anon_bytes(), [0], [True]
-
-    def watch():
-        while running[0]:
-            peak[0] = max(peak[0], rss_anon_bytes())
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=watch)
-    thread.start()
-    start = time.perf_counter()
-    for begin in range(chunk_rows, rows, chunk_rows):
-        ae.partial_fit(X[begin : begin + chunk_rows])
-    seconds = time.perf_counter() - start
-    running[0] = False
-    thread.join()
+    with PeakAnonMemory() as memory:
+        start = time.perf_counter()
+        for begin in range(chunk_rows, rows, chunk_rows):
+            ae.partial_fit(X[begin : begin + chunk_rows])
+        seconds = time.perf_counter() - start
     return {
         "rows": rows,
         "file_mb": rows * 784 * 4 / 2**20,
         "chunk_rows": chunk_rows,
         "chunk_mb": chunk_rows * 784 * 4 / 2**20,
-        "peak_extra_memory_mb": (peak[0] - baseline) / 2**20,
+        "peak_extra_memory_mb": memory.extra_bytes / 2**20,
         "rows_per_s": (rows - chunk_rows) / seconds,
     }
 

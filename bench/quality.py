@@ -16,24 +16,20 @@ Writes ``quality.json`` (the table, with the date, machine and versions) and
 """
 
 import argparse
-import json
-import platform
-import sys
-import time
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import sklearn
-import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-import skae
 from skae import MLPAutoencoder
 from skae.datasets import load_fashion_mnist, load_mnist_sample
 from skae.plotting import plot_error_vs_components
+
+from common import machine, timed, write_results
+
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 # The issue's goals: autoencoder error at most this fraction of PCA's.
 GOALS = {2: 0.5, 10: 0.5, 30: 0.5, 100: 0.6}
@@ -51,15 +47,6 @@ def load(name):
     raise ValueError(f"unknown dataset {name!r}")
 
 
-def timed_fit(model, X):
-    """Fit model on X; return the seconds it took."""
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X)
-    return time.perf_counter() - start
-
-
 def held_out_mse(model, X):
     """Mean squared reconstruction error per entry."""
     return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
@@ -71,9 +58,9 @@ def run(dataset, ks, random_state):
     rows = []
     for k in ks:
         pca = PCA(n_components=k, random_state=random_state)
-        pca_seconds = timed_fit(pca, X_train)
+        _, pca_seconds = timed(pca.fit, X_train)
         ae = MLPAutoencoder(n_components=k, random_state=random_state)
-        ae_seconds = timed_fit(ae, X_train)
+        _, ae_seconds = timed(ae.fit, X_train)
         row = {
             "dataset": dataset,
             "n_train": int(X_train.shape[0]),
@@ -106,21 +93,6 @@ def print_row(row):
     )
 
 
-def machine():
-    """A short description of where this ran."""
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch_threads": torch.get_num_threads(),
-        "python": sys.version.split()[0],
-        "skae": skae.__version__,
-        "torch": torch.__version__,
-        "sklearn": sklearn.__version__,
-    }
-
-
 def main(argv=None):
     """Run the benchmark and write its results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -140,11 +112,9 @@ def main(argv=None):
     for dataset in args.datasets:
         rows += run(dataset, args.n_components, args.random_state)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = {"machine": machine(), "rows": rows}
-    (args.out / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out / "quality.json", {"machine": machine(), "rows": rows})
     plot(rows, args.out / "quality.png")
-    print(f"wrote {args.out / 'quality.json'} and {args.out / 'quality.png'}")
+    print(f"wrote {args.out / 'quality.png'}")
 
 
 def plot(rows, path):

@@ -19,30 +19,24 @@ Run:  python bench/speed.py [--epochs 2] [--memmap-rows 1000000] [--out DIR]
 
 import argparse
 import itertools
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
-sys.path.insert(0, str(Path(__file__).parent))
-import chapter_loop
-
-import skae
 from skae import MLPAutoencoder
 from skae._presets import CHAPTER_PARAMS
+
+import chapter_loop
+from common import machine, random_memmap, timed, write_results
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -88,61 +82,24 @@ def model_macs(hidden, n_components, init):
     return mlp, mlp
 
 
-def timed(function, *args, **kwargs):
-    """Return (result, seconds)."""
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - start
-
-
-def write_results(path, result):
-    """Write a benchmark's results as JSON, creating the folder; say where."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
-
-
-def rss_anon_bytes():
-    """Anonymous resident memory of this process (Linux), 0 where unknown."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 MEMMAP_SCRIPT = """
-import sys, threading, time, numpy as np, skae
+import sys, numpy as np, skae
 path, rows, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 sys.path.insert(0, sys.argv[4])
-from speed import rss_anon_bytes
+from common import PeakAnonMemory, timed
 X = np.memmap(path, dtype=np.float32, mode="r", shape=(rows, 784))
 ae = skae.load(model)
 ae.transform(X[:4096])
-baseline, peak, running = rss_anon_bytes(), [0], [True]
-def watch():
-    while running[0]:
-        peak[0] = max(peak[0], rss_anon_bytes())
-        time.sleep(0.005)
-thread = threading.Thread(target=watch); thread.start()
-start = time.perf_counter(); Z = ae.transform(X); seconds = time.perf_counter() - start
-running[0] = False; thread.join()
-print(peak[0] - baseline, Z.nbytes, seconds)
+with PeakAnonMemory() as memory:
+    Z, seconds = timed(ae.transform, X)
+print(memory.extra_bytes, Z.nbytes, seconds)
 """
 
 
 def memmap_transform(model, rows, workdir):
     """Transform `rows` rows from a memmap in a fresh process; measure its memory."""
     path = Path(workdir) / "X.f32"
-    X = np.memmap(path, dtype=np.float32, mode="w+", shape=(rows, 784))
-    rng = np.random.default_rng(0)
-    for start in range(0, rows, 100_000):
-        stop = min(start + 100_000, rows)
-        X[start:stop] = rng.random((stop - start, 784), dtype=np.float32)
-    X.flush()
-    del X
+    random_memmap(path, rows)  # written here, read by a fresh process
     model_path = Path(workdir) / "model.skae"
     model.save(model_path)
     output = subprocess.run(
@@ -306,16 +263,7 @@ def main(argv=None):
         )
 
     result = {
-        "machine": {
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "platform": platform.platform(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "skae": skae.__version__,
-            "sklearn": sklearn.__version__,
-        },
+        "machine": machine(),
         "data": data_name,
         "epochs": epochs,
         "matmul_gflops": {"fp32": fp32, "bf16": bf16},
