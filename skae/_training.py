@@ -318,8 +318,10 @@ def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
     """Run `module` over the rows of the array `X`, a batch at a time.
 
     Only one batch of `X` is converted to a float32 tensor at a time, so `X` can be
-    a memory map far larger than memory; the result is written into one
-    preallocated array of dtype `out_dtype` (default: `X`'s dtype).
+    a memory map far larger than memory; a batch that already is writeable
+    float32 in C order is used in place, without a copy. Each result is copied
+    once, straight into one preallocated array of dtype `out_dtype` (default:
+    `X`'s dtype).
 
     Returns
     -------
@@ -331,9 +333,20 @@ def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
     with torch.inference_mode():
         for start in range(0, n_samples, INFERENCE_BATCH_SIZE):
             stop = min(start + INFERENCE_BATCH_SIZE, n_samples)
-            batch = np.array(X[start:stop], dtype=np.float32, copy=True)
-            result = module(torch.from_numpy(batch).to(device)).cpu().numpy()
+            result = module(_batch_tensor(X[start:stop], device))
             if out is None:
                 out = np.empty((n_samples, result.shape[1]), dtype=out_dtype or X.dtype)
-            out[start:stop] = result
+            # One copy that also converts the dtype and leaves the device.
+            torch.from_numpy(out[start:stop]).copy_(result)
     return out
+
+
+def _batch_tensor(batch, device):
+    """Return the rows `batch` as a float32 tensor on `device`, shared if possible."""
+    batch = np.asarray(batch)
+    if not (
+        batch.dtype == np.float32 and batch.flags.c_contiguous and batch.flags.writeable
+    ):
+        # Read-only memory maps, float64 and strided arrays: one converted copy.
+        batch = np.array(batch, dtype=np.float32, order="C", copy=True)
+    return torch.from_numpy(batch).to(device)

@@ -126,6 +126,35 @@ def test_apply_in_batches_matches_one_pass(monkeypatch):
     np.testing.assert_allclose(out, expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "layout", ["float32", "float32 read-only", "float32 Fortran", "float32 strided"]
+)
+def test_apply_in_batches_gives_the_same_for_every_memory_layout(monkeypatch, layout):
+    # Writeable float32 in C order is used in place; every other layout is copied.
+    # Either way the result is the same and the caller's array is left as it was.
+    import numpy as np
+
+    from skae import _training
+
+    monkeypatch.setattr(_training, "INFERENCE_BATCH_SIZE", 7)
+    module = build_mlp([4, 5, 3], "relu", "identity", make_generator(0))
+    base = np.random.RandomState(0).rand(30, 8).astype(np.float32)
+    X = np.ascontiguousarray(base[:, :4])
+    if layout == "float32 read-only":
+        X.flags.writeable = False
+    elif layout == "float32 Fortran":
+        X = np.asfortranarray(X)
+    elif layout == "float32 strided":
+        X = base[:, ::2]
+    before = X.copy()
+    out = apply_in_batches(module, X)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    with torch.no_grad():
+        expected = module(torch.from_numpy(np.array(X, order="C"))).numpy()
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(X, before)
+
+
 def test_unknown_solver_is_refused():
     with pytest.raises(ValueError, match="solver='lbfgs'"):
         make_optimizer([nn.Parameter(torch.zeros(1))], "lbfgs", 0.1)
