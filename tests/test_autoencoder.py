@@ -307,6 +307,26 @@ def test_empty_hidden_layer_sizes_gives_a_linear_autoencoder(X_small, init):
     assert [type(m) for m in ae.decoder_] == [torch.nn.Linear]
 
 
+@pytest.mark.parametrize(
+    "n_components, expected",
+    [(2, (512, 256, 128)), (16, (512, 256, 128)), (17, (512, 256))],
+)
+def test_auto_hidden_layer_sizes_deepen_short_codes(X_small, n_components, expected):
+    X = np.hstack([X_small, X_small])  # 24 features, room for 17 components
+    ae = MLPAutoencoder(n_components, max_iter=1, random_state=0).fit(X)
+    assert ae.hidden_layer_sizes_ == expected
+    widths = [m.out_features for m in ae.encoder_.correction if hasattr(m, "weight")]
+    assert widths == [*expected, n_components]
+
+
+def test_hidden_layer_sizes_attribute(X_small):
+    ae = MLPAutoencoder(hidden_layer_sizes=[7, 5], max_iter=1)
+    with pytest.raises(AttributeError, match="not fitted"):
+        _ = ae.hidden_layer_sizes_
+    assert ae.fit(X_small).hidden_layer_sizes_ == (7, 5)
+    assert ae.get_params()["hidden_layer_sizes"] == [7, 5]
+
+
 def test_batch_size_larger_than_n_samples_is_clipped(X_small):
     ae = tiny(batch_size=10_000, random_state=0).fit(X_small)
     assert ae.n_iter_ == 5
