@@ -23,6 +23,15 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+def best_of(repeats, function, *args, **kwargs):
+    """Return (result, fewest seconds) of `repeats` calls: for short timings."""
+    best = float("inf")
+    for _ in range(repeats):
+        result, seconds = timed(function, *args, **kwargs)
+        best = min(best, seconds)
+    return result, best
+
+
 def machine():
     """A short description of where and with what a benchmark ran."""
     return {
