@@ -45,7 +45,7 @@ def load(path):
     >>> bool(np.array_equal(loaded.transform(X), ae.transform(X)))
     True
     """
-    return load_model(path)
+    return load_model(path, {"MLPAutoencoder": MLPAutoencoder})
 
 
 __all__ = ["MLPAutoencoder", "ModelFileError", "__version__", "load"]

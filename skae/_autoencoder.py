@@ -1,9 +1,9 @@
 """MLPAutoencoder: the one bridge between scikit-learn and the torch code."""
 
-import copy
 import sys
 import warnings
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,8 +22,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skae._modules import ACTIVATIONS, build_autoencoder, pca_basis
-from skae._torch_utils import generator_from_state, make_generator, resolve_device
+from skae._modules import ACTIVATIONS
+from skae._persistence import save_model
+from skae._state import Diverged, Plan, StoppingRule, TrainingState
+from skae._torch_utils import make_generator, resolve_device
 from skae._training import (
     LOSSES,
     NOISE_KINDS,
@@ -31,20 +33,16 @@ from skae._training import (
     SCHEDULES,
     SOLVERS,
     apply_in_batches,
-    copy_state,
     evaluate,
-    load_state,
-    make_optimizer,
-    make_scheduler,
     n_batches,
     train_epochs,
 )
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Training squares X in float32 (the loss, PCA's covariance): larger values overflow.
+_TRAINABLE_MAX = 1e15
 # hidden_layer_sizes="auto" adds a third hidden layer for codes up to this wide.
 _AUTO_DEEP_MAX_COMPONENTS = 16
-# A training loss this many times the cost of outputting zeros means divergence.
-_EXPLODING = 1e4
 # early_stopping="auto" holds out validation data from this many samples on.
 _AUTO_VALIDATION_MIN = 1000
 
@@ -356,13 +354,18 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     @property
     def hidden_layer_sizes_(self):
         """The encoder's hidden widths the fitted model was built with."""
-        try:
-            return self._fitted_architecture["hidden_layer_sizes"]
-        except AttributeError:
+        state = self.__dict__.get("_state")
+        if state is None:
             raise AttributeError(
                 "hidden_layer_sizes_ is set by fit; this MLPAutoencoder is not "
                 "fitted yet."
-            ) from None
+            )
+        return state.architecture["hidden_layer_sizes"]
+
+    @property
+    def _device(self):
+        """The torch device the fitted model lives on."""
+        return self._state.device
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -377,7 +380,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             Ignored; present for API consistency.
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Weight of each sample's reconstruction loss; None weighs all equally.
+            Weight of each sample's reconstruction loss (and, with early
+            stopping, of each held-out sample's score); None weighs all equally.
 
         Returns
         -------
@@ -391,7 +395,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """Run one epoch of optimisation over X, keeping the optimizer's state.
 
         The first call builds the model; later calls continue training it, so
-        data larger than memory can be streamed in chunks.
+        data larger than memory can be streamed in chunks. As with
+        MLPRegressor, early stopping is not available here.
 
         Parameters
         ----------
@@ -411,94 +416,16 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         return self._fit(X, sample_weight, incremental=True)
 
-    def _fit(self, X, sample_weight, incremental):
-        """Validate everything, then build or continue the model and train it."""
-        first_pass = not hasattr(self, "encoder_") or (
-            not self.warm_start and not incremental
-        )
-        X, weights, noise, architecture = self._check_training_input(
-            X, sample_weight, reset=first_pass
-        )
-        if not first_pass:
-            self._check_same_architecture(architecture)
-        device = resolve_device(self.device)
-        validation_size = 0
-        if not incremental and self._early_stopping_on(X.shape[0]):
-            validation_size = self._validation_size(X.shape[0])
-
-        if first_pass:
-            generator = make_generator(self.random_state)
-        else:
-            generator = generator_from_state(self._rng_state)
-        split_rng_state = generator.get_state()
-        X_all, weights_all = _to_tensor(X, device), weights
-        X_tensor, X_validation, weights = _split(
-            X_all, weights, validation_size, generator
-        )
-        if first_pass:
-            # PCA is fitted on all of X, as sklearn's PCA would be: the PCA start
-            # early stopping compares against is then the PCA the user compares
-            # against, even if it flatters the start on the validation rows.
-            self._build(architecture, device, generator, X_all, weights_all)
-        else:
-            self._move_to(device)
-        del X_all, weights_all
-        if validation_size and first_pass:
-            self.best_loss_ = None
-        optimizer = self._current_optimizer()
-        n_epochs = 1 if incremental else self.max_iter
-        schedule = "constant" if incremental else self.learning_rate
-        total_steps = n_epochs * n_batches(
-            X_tensor.shape[0], min(self.batch_size, X_tensor.shape[0])
-        )
-        scheduler = make_scheduler(
-            optimizer, schedule, self.learning_rate_init, total_steps
-        )
-        stopping = self._stopping_rule(validation_size > 0)
-        if validation_size and not self.validation_scores_:
-            self.validation_scores_ = []
-            self.validation_loss_curve_ = []
-        if validation_size and first_pass and architecture["init"] == "pca":
-            # The PCA start is a candidate too: early stopping can then never
-            # return a model that validates worse than PCA.
-            _, stopping.best_score = evaluate(
-                self.encoder_, self.decoder_, X_validation, self.loss
-            )
-            stopping.best_state = copy_state((self.encoder_, self.decoder_))
-        # What `resume` needs to finish this fit if it is cut short.
-        self._unfinished = None
-        if not incremental:
-            self._unfinished = {
-                "schedule": schedule,
-                "total_steps": total_steps,
-                "last_epoch": self.n_iter_ + n_epochs,
-                "validation_size": validation_size,
-                "split_rng_state": split_rng_state,
-                "scheduler": None,
-                "stopping": stopping.state(),
-            }
-        return self._train(
-            X_tensor,
-            X_validation,
-            weights,
-            noise,
-            generator=generator,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            stopping=stopping,
-            n_epochs=n_epochs,
-            warn_unconverged=not incremental,
-        )
-
     def resume(self, X, sample_weight=None):
         """Finish a fit that was cut short, exactly as if it had never stopped.
 
         A fit interrupted with Ctrl-C, or a model loaded from a file written by
-        `skae.callbacks.Checkpoint` in the middle of a fit, keeps its optimizer,
-        learning-rate schedule, stopping rule and random state at the end of the
-        last completed epoch. `resume` runs the remaining ``max_iter - n_iter_``
-        epochs from there: on the CPU, 5 epochs, a checkpoint, and `resume` give
-        the same weights, bit for bit, as 10 epochs straight.
+        `skae.callbacks.Checkpoint` in the middle of a fit, keeps its weights,
+        optimizer, learning-rate schedule, stopping rule with its best weights,
+        validation split and random state at the end of the last completed
+        epoch. `resume` runs the remaining ``max_iter - n_iter_`` epochs from
+        there: on the CPU, 5 epochs, a checkpoint, and `resume` give the same
+        weights, bit for bit, as 10 epochs straight, with any parameters.
 
         Parameters
         ----------
@@ -514,167 +441,215 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             The fitted estimator.
         """
         check_is_fitted(self)
-        unfinished = getattr(self, "_unfinished", None)
-        if unfinished is None:
+        state = self._state
+        if not state.unfinished:
             raise ValueError(
                 "Nothing to resume: the last fit of this MLPAutoencoder ran to its "
                 "end. To train further, set warm_start=True and call fit, or call "
                 "partial_fit."
             )
-        X, weights, noise, architecture = self._check_training_input(
-            X, sample_weight, reset=False
-        )
-        self._check_same_architecture(architecture)
-        validation_size = unfinished["validation_size"]
-        held_out = self._validation_size(X.shape[0]) if validation_size else 0
-        if held_out != validation_size:
+        data = self._check_training_input(X, sample_weight, reset=False)
+        _check_same_architecture(state.architecture, data.architecture)
+        plan = state.plan
+        held_out = self._validation_size(data.n_samples) if plan.validation_size else 0
+        if held_out != plan.validation_size:
             raise ValueError(
                 "resume needs the training data of the interrupted fit: its "
-                f"validation split held out {validation_size} rows, X would give "
-                f"{held_out}."
+                f"validation split held out {plan.validation_size} rows, X would "
+                f"give {held_out}."
             )
-        self._move_to(resolve_device(self.device))
-        X_tensor, X_validation, weights = _split(
-            _to_tensor(X, self._device),
-            weights,
-            validation_size,
-            generator_from_state(unfinished["split_rng_state"]),
-        )
-        generator = generator_from_state(self._rng_state)
-        optimizer = self._current_optimizer()
-        # make_scheduler resets the learning rate (and one-cycle's momentum);
-        # the optimizer's saved groups put back the values of the last epoch.
-        groups = copy.deepcopy(optimizer.state_dict())
-        scheduler = make_scheduler(
-            optimizer,
-            unfinished["schedule"],
-            self.learning_rate_init,
-            unfinished["total_steps"],
-        )
-        if scheduler is not None and unfinished["scheduler"] is not None:
-            scheduler.load_state_dict(unfinished["scheduler"])
-        optimizer.load_state_dict(groups)
-        stopping = self._stopping_rule(validation_size > 0)
-        stopping.load_state(unfinished["stopping"])
+        device = resolve_device(self.device)
+        parts = _split(data, plan.validation_size, plan.split_generator(), device)
+        # Train a copy: a resume that fails leaves this model as it was.
+        working = state.copy().to(device)
+        scheduler = working.start_plan(plan, self.learning_rate_init, working.stopping)
         return self._train(
-            X_tensor,
-            X_validation,
-            weights,
-            noise,
-            generator=generator,
-            optimizer=optimizer,
+            working,
+            parts,
+            data,
             scheduler=scheduler,
-            stopping=stopping,
-            n_epochs=unfinished["last_epoch"] - self.n_iter_,
-            warn_unconverged=True,
+            n_epochs=plan.last_epoch - working.history.n_iter,
+            resumable=True,
         )
 
-    def _check_training_input(self, X, sample_weight, reset):
-        """Validate X, the sample weights and the parameters before training."""
-        # validate_data(reset=True) records the features of X before it checks
-        # the values: put a fitted model's back if X turns out to be bad.
-        kept = {
-            name: getattr(self, name)
-            for name in ("n_features_in_", "feature_names_in_")
-            if hasattr(self, name)
-        }
-        try:
-            X = self._validate_input(X, reset=reset)
-        except Exception:
-            for name in ("n_features_in_", "feature_names_in_"):
-                if name in kept:
-                    setattr(self, name, kept[name])
-                elif hasattr(self, name):
-                    delattr(self, name)
-            raise
-        weights = None
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float32, ensure_non_negative=True
+    def _fit(self, X, sample_weight, incremental):
+        """Validate everything into locals, then train a new or copied state."""
+        previous = None
+        if (incremental or self.warm_start) and "_state" in self.__dict__:
+            previous = self._state
+        data = self._check_training_input(X, sample_weight, reset=previous is None)
+        if previous is not None:
+            _check_same_architecture(previous.architecture, data.architecture)
+        if incremental and self.early_stopping is True:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: it trains on "
+                "every row it is given. Use early_stopping=False (or 'auto') with "
+                "partial_fit, or fit."
             )
-            weights = torch.from_numpy(sample_weight)
-        hidden_layer_sizes = self._check_hidden_layer_sizes()
-        noise = self._check_noise()
-        self._check_fit_params(X)
-        return X, weights, noise, self._architecture(X.shape[1], hidden_layer_sizes)
+        device = resolve_device(self.device)
+        validation_size = 0
+        if not incremental and self._early_stopping_on(data.n_samples):
+            validation_size = self._validation_size(data.n_samples)
 
-    def _train(
-        self,
-        X,
-        X_validation,
-        weights,
-        noise,
-        *,
-        generator,
-        optimizer,
-        scheduler,
-        stopping,
-        n_epochs,
-        warn_unconverged,
-    ):
-        """Run the epochs; on Ctrl-C or divergence, go back to the last good epoch."""
+        if previous is None:
+            generator = make_generator(self.random_state)
+            split = _new_split(data.n_samples, validation_size, generator)
+            parts = _split(data, validation_size, split, device)
+            state = _build_state(data.architecture, parts, generator, device)
+        else:
+            # Train a copy: a call that fails leaves this model as it was.
+            state = previous.copy().to(device)
+            split = state.history.split
+            if validation_size and not _same_split(
+                split, data.n_samples, validation_size
+            ):
+                split = _new_split(data.n_samples, validation_size, state.generator)
+            parts = _split(data, validation_size, split, device)
+        history = state.history
+        if validation_size:
+            history.split = split
+            if history.validation_scores is None:
+                history.validation_scores, history.validation_loss_curve = [], []
+            if previous is None:
+                history.best_loss = None
+        elif history.best_loss is None:
+            history.best_loss = np.inf
+
+        state.use_optimizer(self.solver, self.learning_rate_init, self.momentum)
+        n_epochs = 1 if incremental else self.max_iter
+        schedule = "constant" if incremental else self.learning_rate
+        stopping = StoppingRule(validation_size > 0, self.tol, self.n_iter_no_change)
+        if validation_size:
+            self._offer_start(stopping, state, previous, parts)
+        plan = Plan(
+            schedule=schedule,
+            total_steps=n_epochs * n_batches(parts.X.shape[0], self._batch(parts)),
+            last_epoch=history.n_iter + n_epochs,
+            validation_size=validation_size,
+            split_seed=split["seed"] if validation_size else None,
+        )
+        scheduler = state.start_plan(plan, self.learning_rate_init, stopping)
+        return self._train(
+            state,
+            parts,
+            data,
+            scheduler=scheduler,
+            n_epochs=n_epochs,
+            resumable=not incremental,
+        )
+
+    def _offer_start(self, stopping, state, previous, parts):
+        """Make the model a fit starts from a candidate of early stopping.
+
+        The PCA start of a new model, or the best model of the previous fit when
+        a warm start holds out the same rows: the result then never validates
+        worse than what the fit started from.
+        """
+        if previous is None and state.architecture["init"] != "pca":
+            return
+        if previous is not None and previous.history.split is not state.history.split:
+            return
+        best = (
+            None if previous is None or previous.stopping is None else previous.stopping
+        )
+        if best is not None and best.best_state is not None:
+            stopping.best_score = best.best_score
+            stopping.best_state = [
+                {name: t.clone() for name, t in module.items()}
+                for module in best.best_state
+            ]
+            return
+        _, score = evaluate(
+            state.encoder,
+            state.decoder,
+            parts.X_validation,
+            self.loss,
+            parts.validation_weight,
+        )
+        stopping.candidate(score, state.modules)
+
+    def _train(self, state, parts, data, *, scheduler, n_epochs, resumable):
+        """Run the epochs on `state`, then commit it as the fitted model.
+
+        Ctrl-C keeps the last whole epoch (resumable with `resume`); any other
+        failure, divergence included, puts back the estimator as it was.
+        """
+        weights = parts.weight
         if weights is not None:
-            weights = (weights / weights.mean()).to(self._device)
-        if X_validation is None and self.best_loss_ is None:
-            self.best_loss_ = np.inf
-        # Live during training, for _end_epoch and for callbacks such as Checkpoint.
-        self._generator = generator
-        self._scheduler = scheduler
-        self._stopping = stopping
-        # A model that outputs zeros loses 0.5 * mean(X ** 2): the yardstick for
-        # an exploding loss, whatever the scale of X.
-        self._loss_scale = max(0.5 * float(X.square().mean()), 1e-30)
-        self._snapshot = self._take_snapshot()
+            weights = (weights / weights.mean()).to(state.device)
+        loss_scale = state.loss_scale(parts.X, self.loss)
+        before = self._fitted_attributes()
+        # Commit: from here on the estimator describes this fit.
+        self._publish(state, data.features)
+        last_whole_epoch = state.snapshot()
+
+        def end_epoch(record):
+            nonlocal last_whole_epoch
+            state.check_finite(record, loss_scale)
+            stop = state.end_epoch(record, scheduler)
+            # Where Ctrl-C falls back to, and what a Checkpoint callback saves.
+            last_whole_epoch = state.snapshot()
+            self._publish(state, data.features, during_training=True)
+            if self.verbose:
+                self._report(record, stop, state.stopping)
+            for callback in self.callbacks or ():
+                # Only True stops: a callback may return anything else, an array
+                # included. Every callback sees the epoch, even after one asked
+                # to stop.
+                stop = (callback(self, record) is True) or stop
+            return stop
+
         try:
             train_epochs(
-                self.encoder_,
-                self.decoder_,
-                X,
-                optimizer=optimizer,
+                state.encoder,
+                state.decoder,
+                parts.X,
+                optimizer=state.optimizer,
                 n_epochs=n_epochs,
-                batch_size=min(self.batch_size, X.shape[0]),
+                batch_size=self._batch(parts),
                 loss=self.loss,
                 alpha=self.alpha,
                 shuffle=self.shuffle,
-                generator=generator,
+                generator=state.generator,
                 sample_weight=weights,
-                X_validation=X_validation,
-                noise=noise,
+                X_validation=parts.X_validation,
+                validation_weight=parts.validation_weight,
+                noise=data.noise,
                 scheduler=scheduler,
-                first_epoch=self.n_iter_,
-                on_epoch_end=self._end_epoch,
+                first_epoch=state.history.n_iter,
+                on_epoch_end=end_epoch,
                 batch_progress=self._batch_progress_bar if self.verbose >= 2 else None,
                 precision=self.precision,
             )
-            finished = True
         except KeyboardInterrupt:
             # As MLPRegressor: keep what was learnt, but only whole epochs.
-            self._restore_snapshot()
+            state.restore(last_whole_epoch)
+            if not resumable:
+                state.finish()
+            self._publish(state, data.features)
             warnings.warn(
                 "Training interrupted by user. The model keeps the weights of "
-                f"epoch {self.n_iter_}; call resume(X) to finish the fit.",
+                f"epoch {state.history.n_iter}"
+                + ("; call resume(X) to finish the fit." if resumable else "."),
                 UserWarning,
                 stacklevel=3,
             )
-            finished = False
-        except _Diverged as diverged:
-            self._restore_snapshot()
+            return self
+        except Diverged as diverged:
+            self._restore_attributes(before)
             raise ValueError(
                 f"Training diverged at epoch {diverged.epoch + 1}: {diverged.reason}. "
-                f"The model keeps the weights of epoch {self.n_iter_}, the last "
-                "finite ones. Scale X (e.g. StandardScaler, or divide pixels by "
-                f"255) or lower learning_rate_init (now {self.learning_rate_init})."
+                "The model is left as it was before this call. Scale X (e.g. "
+                "StandardScaler, or divide pixels by 255) or lower "
+                f"learning_rate_init (now {self.learning_rate_init})."
             ) from None
-        finally:
-            del self._generator, self._scheduler, self._stopping
-            del self._snapshot, self._loss_scale
-        if stopping.early_stopping and stopping.best_state is not None:
-            load_state((self.encoder_, self.decoder_), stopping.best_state)
-        if stopping.early_stopping:
-            self.best_validation_score_ = stopping.best_score
-        if finished:
-            self._unfinished = None
-        if finished and warn_unconverged and not stopping.stopped:
+        except BaseException:
+            self._restore_attributes(before)
+            raise
+        stopped = state.stopping.stopped
+        state.finish()
+        self._publish(state, data.features)
+        if resumable and not stopped:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
@@ -683,26 +658,62 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         return self
 
-    def _stopping_rule(self, validating):
-        """Return a fresh stopping rule on the validation score or training loss."""
-        return _StoppingRule(
-            early_stopping=validating,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            modules=(self.encoder_, self.decoder_),
+    def _report(self, record, stop, stopping):
+        """Print one epoch's line (and why training stops) when verbose."""
+        validation = (
+            ""
+            if record.validation_loss is None
+            else f", validation loss = {record.validation_loss:.6f}"
         )
+        _print_progress_line(
+            f"Epoch {record.epoch + 1}, loss = {record.train_loss:.6f}"
+            f"{validation}, {record.seconds:.2f} s"
+        )
+        if stop:
+            _print_progress_line(stopping.message)
 
-    def _take_snapshot(self):
-        """Copy what an epoch changes in place: weights and optimizer state."""
+    def _publish(self, state, features, during_training=False):
+        """Set the fitted attributes from `state`: the one place they are written.
+
+        During training the modules are the current epoch's; otherwise those to
+        infer with (the best epoch's, for a fit cut short with early stopping).
+        """
+        history = state.history
+        if during_training:
+            encoder, decoder = state.modules
+        else:
+            encoder, decoder = state.inference_modules()
+        for name in ("feature_names_in_", "loss_"):
+            self.__dict__.pop(name, None)
+        self.__dict__.update(features)
+        self._state = state
+        self._n_features_out = state.architecture["n_components"]
+        self.encoder_ = encoder
+        self.decoder_ = decoder
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = list(history.loss_curve)
+        if history.loss_curve:
+            self.loss_ = history.loss_curve[-1]
+        self.best_loss_ = history.best_loss
+        self.validation_scores_ = _copied(history.validation_scores)
+        self.validation_loss_curve_ = _copied(history.validation_loss_curve)
+        self.best_validation_score_ = history.best_validation_score
+
+    def _fitted_attributes(self):
+        """Return every fitted attribute, to put back with `_restore_attributes`."""
         return {
-            "modules": copy_state((self.encoder_, self.decoder_)),
-            "optimizer": copy.deepcopy(self._optimizer.state_dict()),
+            name: value for name, value in self.__dict__.items() if _is_fitted(name)
         }
 
-    def _restore_snapshot(self):
-        """Go back to the weights and optimizer state of the last whole epoch."""
-        load_state((self.encoder_, self.decoder_), self._snapshot["modules"])
-        self._optimizer.load_state_dict(self._snapshot["optimizer"])
+    def _restore_attributes(self, attributes):
+        """Make the fitted attributes exactly `attributes` again."""
+        for name in [name for name in self.__dict__ if _is_fitted(name)]:
+            del self.__dict__[name]
+        self.__dict__.update(attributes)
+
+    def _batch(self, parts):
+        """Rows per optimisation step: batch_size clipped to the training rows."""
+        return min(self.batch_size, parts.X.shape[0])
 
     def save(self, path):
         """Write the model to `path` in skae's safe file format.
@@ -722,9 +733,45 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : MLPAutoencoder
             The estimator, unchanged.
         """
-        from skae._persistence import save_model
-
         save_model(self, path)
+        return self
+
+    def _to_file(self):
+        """Return (JSON-able fitted metadata, tensors) for `save_model`, or None."""
+        if "_state" not in self.__dict__:
+            return None
+        metadata, tensors = self._state.to_tensors()
+        names = self.__dict__.get("feature_names_in_")
+        metadata["n_features_in_"] = int(self.n_features_in_)
+        metadata["feature_names_in_"] = (
+            None if names is None else [str(name) for name in names]
+        )
+        return metadata, tensors
+
+    def _from_file(self, metadata, tensors):
+        """Become the fitted model described by `_to_file`'s output, or raise."""
+        state = TrainingState.from_tensors(
+            metadata,
+            tensors,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            learning_rate=self.learning_rate_init,
+        )
+        n_features = state.architecture["n_features"]
+        if metadata["n_features_in_"] != n_features:
+            raise ValueError(
+                f"n_features_in_={metadata['n_features_in_']!r} differs from the "
+                f"architecture's {n_features}."
+            )
+        features = {"n_features_in_": n_features}
+        names = metadata.get("feature_names_in_")
+        if names is not None:
+            if not isinstance(names, list) or len(names) != n_features:
+                raise ValueError(f"feature_names_in_ should list {n_features} names.")
+            features["feature_names_in_"] = np.asarray(
+                [str(name) for name in names], dtype=object
+            )
+        self._publish(state, features)
         return self
 
     def transform(self, X):
@@ -828,10 +875,83 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
+    def __getstate__(self):
+        # object.__getstate__ returns the instance's own __dict__: copy it.
+        state = dict(super().__getstate__())
+        if "_state" in state:
+            # The training state travels as CPU tensors and JSON-able metadata,
+            # as in a file, so that a model fitted on a GPU unpickles anywhere;
+            # the published modules are rebuilt from it.
+            state["_state_file"] = (str(self._device), *self._to_file())
+            for name in ("_state", "encoder_", "decoder_"):
+                state.pop(name)
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_state_file", None)
+        super().__setstate__(state)
+        if saved is None:
+            return
+        device_name, metadata, tensors = saved
+        self._from_file(metadata, tensors)
+        device = torch.device(device_name)
+        if not _device_available(device):
+            warnings.warn(
+                f"This MLPAutoencoder was fitted on {device}, which is not "
+                "available here: its weights are mapped to the CPU.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return
+        self._state.to(device)
+        self._publish(self._state, self._features())
+
+    def _features(self):
+        """Return the recorded input features, as `_publish` takes them."""
+        return {
+            name: self.__dict__[name]
+            for name in ("n_features_in_", "feature_names_in_")
+            if name in self.__dict__
+        }
+
     def _reconstruct(self, X):
         """Decode the encoding of validated X in one batched pass."""
         return apply_in_batches(
             torch.nn.Sequential(self.encoder_, self.decoder_), X, device=self._device
+        )
+
+    # Validation: everything is checked into locals before anything changes.
+
+    def _check_training_input(self, X, sample_weight, reset):
+        """Validate X, the sample weights and the parameters, changing nothing."""
+        if reset:
+            # validate_data(reset=True) records X's features on the estimator it
+            # is given: give it a shallow copy, so a refused call leaves none.
+            probe = type(self).__new__(type(self))
+            probe.__dict__.update(
+                {k: v for k, v in self.__dict__.items() if not _is_fitted(k)}
+            )
+        else:
+            probe = self
+        X = probe._validate_input(X, reset=reset)
+        if X.size and float(np.abs(X).max()) > _TRAINABLE_MAX:
+            raise ValueError(
+                f"X contains values up to {float(np.abs(X).max()):.3g} in "
+                f"magnitude; training squares them in float32, which overflows "
+                f"beyond {_TRAINABLE_MAX:.0e}: rescale X, e.g. with StandardScaler."
+            )
+        weights = None
+        if sample_weight is not None:
+            weights = torch.from_numpy(_check_weights(sample_weight, X))
+        hidden_layer_sizes = self._check_hidden_layer_sizes()
+        noise = self._check_noise()
+        self._check_fit_params(X)
+        return _TrainingData(
+            X=X,
+            weight=weights,
+            noise=noise,
+            architecture=self._architecture(X.shape[1], hidden_layer_sizes),
+            features=probe._features(),
         )
 
     def _validate_input(self, X, reset):
@@ -843,6 +963,25 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
         _check_float32_range(X)
         return X
+
+    def _architecture(self, n_features, hidden_layer_sizes):
+        """Return what must stay the same for training to continue."""
+        return {
+            "n_features": n_features,
+            "hidden_layer_sizes": hidden_layer_sizes,
+            "n_components": self.n_components,
+            "activation": self.activation,
+            "latent_activation": self.latent_activation,
+            "output_activation": self.output_activation,
+            "init": self._resolved_init(),
+        }
+
+    def _resolved_init(self):
+        """Return "pca" or "random", resolving "auto"."""
+        identity = self.latent_activation == self.output_activation == "identity"
+        if self.init == "auto":
+            return "pca" if identity else "random"
+        return self.init
 
     def _check_hidden_layer_sizes(self):
         """Return hidden_layer_sizes as a tuple of positive ints, or raise."""
@@ -891,158 +1030,6 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                     "MinMaxScaler) or use loss='squared_error'."
                 )
 
-    def _end_epoch(self, record):
-        """Record an epoch, report it, apply the stopping rule and the callbacks."""
-        self._check_finite(record)
-        self.loss_curve_.append(record.train_loss)
-        self.loss_ = record.train_loss
-        self.n_iter_ = record.epoch + 1
-        if record.validation_score is not None:
-            self.validation_scores_.append(record.validation_score)
-            self.validation_loss_curve_.append(record.validation_loss)
-        else:
-            self.best_loss_ = min(self.best_loss_, record.train_loss)
-        if self.verbose:
-            validation = (
-                ""
-                if record.validation_loss is None
-                else f", validation loss = {record.validation_loss:.6f}"
-            )
-            _print_progress_line(
-                f"Epoch {record.epoch + 1}, loss = {record.train_loss:.6f}"
-                f"{validation}, {record.seconds:.2f} s"
-            )
-        stop = self._stopping.update(record)
-        if stop and self.verbose:
-            _print_progress_line(self._stopping.message)
-        # The state at this epoch's end: where Ctrl-C falls back to, what a
-        # Checkpoint callback saves, and where resume starts from.
-        self._rng_state = self._generator.get_state()
-        if self._unfinished is not None:
-            self._unfinished["stopping"] = self._stopping.state()
-            if self._scheduler is not None:
-                self._unfinished["scheduler"] = self._scheduler.state_dict()
-        self._snapshot = self._take_snapshot()
-        for callback in self.callbacks or ():
-            # Only True stops: a callback may return anything else, an array
-            # included. Every callback sees the epoch, even after one asked to stop.
-            stop = (callback(self, record) is True) or stop
-        return stop
-
-    def _check_finite(self, record):
-        """Raise _Diverged if the loss or the weights are not finite, or exploding."""
-        reason = None
-        if not np.isfinite(record.train_loss):
-            reason = f"the training loss is {record.train_loss}"
-        elif record.train_loss > _EXPLODING * self._loss_scale:
-            reason = (
-                f"the training loss reached {record.train_loss:.4g}, more than "
-                f"{_EXPLODING:.0e} times what a model that outputs zeros would "
-                "lose"
-            )
-        elif not all(
-            bool(torch.isfinite(parameter).all())
-            for module in (self.encoder_, self.decoder_)
-            for parameter in module.parameters()
-        ):
-            reason = "the weights are no longer finite"
-        if reason is not None:
-            raise _Diverged(record.epoch, reason)
-
-    def _architecture(self, n_features, hidden_layer_sizes):
-        """Return what must stay the same for training to continue."""
-        return {
-            "n_features": n_features,
-            "hidden_layer_sizes": hidden_layer_sizes,
-            "n_components": self.n_components,
-            "activation": self.activation,
-            "latent_activation": self.latent_activation,
-            "output_activation": self.output_activation,
-            "init": self._resolved_init(),
-        }
-
-    def _resolved_init(self):
-        """Return "pca" or "random", resolving "auto"."""
-        identity = self.latent_activation == self.output_activation == "identity"
-        if self.init == "auto":
-            return "pca" if identity else "random"
-        return self.init
-
-    def _check_same_architecture(self, architecture):
-        """Refuse to continue training a model whose shape has changed."""
-        for name, value in architecture.items():
-            fitted = self._fitted_architecture[name]
-            if value != fitted and name != "n_features":
-                raise ValueError(
-                    f"{name}={value!r} differs from {fitted!r}, the value the model "
-                    "was built with: continuing training (warm_start=True or "
-                    "partial_fit) needs the same architecture. Use fit with "
-                    "warm_start=False to start afresh."
-                )
-
-    def _build(self, architecture, device, generator, X, sample_weight):
-        """Create fresh modules, optimizer and fitted attributes."""
-        pca = None
-        if architecture["init"] == "pca":
-            pca = pca_basis(X, architecture["n_components"], sample_weight)
-            pca = tuple(tensor.cpu() for tensor in pca)
-        encoder, decoder = build_autoencoder(
-            architecture["n_features"],
-            architecture["hidden_layer_sizes"],
-            architecture["n_components"],
-            activation=architecture["activation"],
-            latent_activation=architecture["latent_activation"],
-            output_activation=architecture["output_activation"],
-            generator=generator,
-            pca=pca,
-        )
-        self.encoder_ = encoder.to(device)
-        self.decoder_ = decoder.to(device)
-        self._device = device
-        self._fitted_architecture = architecture
-        self._n_features_out = architecture["n_components"]
-        self._optimizer = None
-        self.loss_curve_ = []
-        self.n_iter_ = 0
-        self.best_loss_ = np.inf
-        self.validation_scores_ = None
-        self.validation_loss_curve_ = None
-        self.best_validation_score_ = None
-
-    def _current_optimizer(self):
-        """Return the optimizer to continue with: the kept one, or a fresh one."""
-        optimizer = getattr(self, "_optimizer", None)
-        if optimizer is None or self._optimizer_solver != self.solver:
-            optimizer = self._new_optimizer(self.solver)
-        if self.solver == "sgd":
-            for group in optimizer.param_groups:
-                group["momentum"] = self.momentum
-        self._optimizer = optimizer
-        self._optimizer_solver = self.solver
-        return optimizer
-
-    def _new_optimizer(self, solver):
-        """Return a fresh `solver` optimizer over the weights of both modules."""
-        return make_optimizer(
-            [*self.encoder_.parameters(), *self.decoder_.parameters()],
-            solver,
-            self.learning_rate_init,
-            self.momentum,
-        )
-
-    def _move_to(self, device):
-        """Move the modules, and the optimizer's state with them, to `device`."""
-        if device == self._device:
-            return
-        state = None if self._optimizer is None else self._optimizer.state_dict()
-        self.encoder_.to(device)
-        self.decoder_.to(device)
-        self._device = device
-        if state is not None:
-            self._optimizer = self._new_optimizer(self._optimizer_solver)
-            # load_state_dict moves the state to the parameters' device.
-            self._optimizer.load_state_dict(state)
-
     def _early_stopping_on(self, n_samples):
         """Resolve early_stopping="auto": on from _AUTO_VALIDATION_MIN samples."""
         if self.early_stopping == "auto":
@@ -1081,41 +1068,6 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             raise ValueError(f"noise['mask']={mask!r} must be in [0, 1).")
         return {kind: float(value) for kind, value in noise.items() if value}
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        if "encoder_" in state:
-            # Pickle on the CPU, so that a model fitted on a GPU loads anywhere;
-            # the optimizer travels as its state dict.
-            state["encoder_"] = _on_cpu(self.encoder_)
-            state["decoder_"] = _on_cpu(self.decoder_)
-            if state.get("_unfinished"):
-                state["_unfinished"] = _tensors_on_cpu(state["_unfinished"])
-            optimizer = state.pop("_optimizer", None)
-            if optimizer is not None:
-                state["_optimizer_state"] = _tensors_on_cpu(optimizer.state_dict())
-        return state
-
-    def __setstate__(self, state):
-        optimizer_state = state.pop("_optimizer_state", None)
-        super().__setstate__(state)
-        if "encoder_" not in state:
-            return
-        device = self._device
-        if not _device_available(device):
-            warnings.warn(
-                f"This MLPAutoencoder was fitted on {device}, which is not "
-                "available here: its weights are mapped to the CPU.",
-                UserWarning,
-                stacklevel=2,
-            )
-            device = torch.device("cpu")
-        self.encoder_.to(device)
-        self.decoder_.to(device)
-        self._device = device
-        if optimizer_state is not None:
-            self._optimizer = self._new_optimizer(self._optimizer_solver)
-            self._optimizer.load_state_dict(optimizer_state)
-
     def _batch_progress_bar(self, epoch, n_batches):
         """Return a tqdm bar over one epoch's batches, or a silent stand-in."""
         try:
@@ -1128,6 +1080,29 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             unit="batch",
             leave=False,
         )
+
+
+class _TrainingData(NamedTuple):
+    """A validated call's data: nothing of it is on the estimator yet."""
+
+    X: np.ndarray
+    weight: torch.Tensor | None
+    noise: dict
+    architecture: dict
+    features: dict
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+
+class _Parts(NamedTuple):
+    """Training and validation rows (and their weights) as tensors."""
+
+    X: torch.Tensor
+    weight: torch.Tensor | None
+    X_validation: torch.Tensor | None
+    validation_weight: torch.Tensor | None
 
 
 class _NoProgress:
@@ -1150,97 +1125,108 @@ def _print_progress_line(line):
         tqdm.write(line, file=sys.stdout)
 
 
-class _StoppingRule:
-    """MLPRegressor's stopping rule, and the best weights under early stopping."""
+def _is_fitted(name):
+    """Whether an instance attribute is fitted state (public `x_` or private)."""
+    return (name.endswith("_") and not name.startswith("__")) or name in (
+        "_state",
+        "_n_features_out",
+    )
 
-    def __init__(self, early_stopping, tol, n_iter_no_change, modules):
-        self.early_stopping = early_stopping
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.modules = modules
-        self.best_score = -np.inf
-        self.best_loss = np.inf
-        self.best_state = None
-        self.no_improvement = 0
-        self.stopped = False
-        self.message = ""
 
-    def state(self):
-        """Return the counters (and best weights) that `load_state` restores."""
-        return {
-            "best_score": self.best_score,
-            "best_loss": self.best_loss,
-            "no_improvement": self.no_improvement,
-            "best_state": self.best_state,
-        }
+def _copied(values):
+    """Return a copy of a list, or None."""
+    return None if values is None else list(values)
 
-    def load_state(self, state):
-        """Continue from the counters of an earlier run's `state`."""
-        self.best_score = state["best_score"]
-        self.best_loss = state["best_loss"]
-        self.no_improvement = state["no_improvement"]
-        self.best_state = state["best_state"]
 
-    def update(self, record):
-        """Take one epoch's record; return True when training should stop."""
-        if self.early_stopping:
-            score = record.validation_score
-            improved = score >= self.best_score + self.tol
-            if score > self.best_score:
-                self.best_score = score
-                self.best_state = copy_state(self.modules)
-        else:
-            improved = record.train_loss <= self.best_loss - self.tol
-            self.best_loss = min(self.best_loss, record.train_loss)
-        self.no_improvement = 0 if improved else self.no_improvement + 1
-        if self.no_improvement > self.n_iter_no_change:
-            quantity = "Validation score" if self.early_stopping else "Training loss"
-            self.message = (
-                f"{quantity} did not improve more than tol={self.tol} for "
-                f"{self.n_iter_no_change} consecutive epochs. Stopping."
+def _check_same_architecture(fitted, architecture):
+    """Refuse to continue training a model whose shape has changed."""
+    for name, value in architecture.items():
+        if value != fitted[name] and name != "n_features":
+            raise ValueError(
+                f"{name}={value!r} differs from {fitted[name]!r}, the value the "
+                "model was built with: continuing training (warm_start=True or "
+                "partial_fit) needs the same architecture. Use fit with "
+                "warm_start=False to start afresh."
             )
-            self.stopped = True
-        return self.stopped
 
 
-class _Diverged(Exception):
-    """Raised from the epoch callback when training has blown up."""
+def _check_weights(sample_weight, X):
+    """Return sample_weight as float32, refusing what cannot weigh a fit.
 
-    def __init__(self, epoch, reason):
-        super().__init__(reason)
-        self.epoch = epoch
-        self.reason = reason
+    Checked here rather than left to the installed scikit-learn, whose checks
+    differ between versions (1.7 accepts all-zero weights).
+    """
+    weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    if not np.isfinite(weights).all():
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if (weights < 0).any():
+        raise ValueError("Negative values in data passed to sample_weight.")
+    if not (weights > 0).any():
+        raise ValueError(
+            "sample_weight must have at least one non-zero entry; got all zeros."
+        )
+    if float(weights.max()) > _FLOAT32_MAX:
+        raise ValueError("sample_weight has values beyond the float32 range.")
+    return weights.astype(np.float32)
 
 
-def _split(X, weights, validation_size, generator):
-    """Hold out `validation_size` random rows of X: (X_train, X_validation, weights)."""
+def _new_split(n_samples, validation_size, generator):
+    """Return a new early-stopping split (a seed drawn from `generator`), or None."""
     if not validation_size:
-        return X, None, weights
-    order = torch.randperm(X.shape[0], generator=generator)
-    keep = order[validation_size:]
-    if weights is not None:
-        weights = weights[keep]
-    device_order = order.to(X.device)
-    return X[device_order[validation_size:]], X[device_order[:validation_size]], weights
+        return None
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return {"n_samples": n_samples, "validation_size": validation_size, "seed": seed}
 
 
-def _on_cpu(module):
-    """Return the module itself when it is on the CPU, else a CPU copy."""
-    parameter = next(module.parameters(), None)
-    if parameter is None or parameter.device.type == "cpu":
-        return module
-    return copy.deepcopy(module).to("cpu")
+def _same_split(split, n_samples, validation_size):
+    """Whether `split` holds out `validation_size` of `n_samples` rows."""
+    return split is not None and (
+        split["n_samples"],
+        split["validation_size"],
+    ) == (n_samples, validation_size)
 
 
-def _tensors_on_cpu(value):
-    """Copy a nested structure of dicts and lists with every tensor on the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return {key: _tensors_on_cpu(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_tensors_on_cpu(item) for item in value)
-    return value
+def _split(data, validation_size, split, device):
+    """Hold out the validation rows of `split` (a split dict or a generator).
+
+    Raises ValueError, before anything is trained, when the weights of either
+    side are all zero.
+    """
+    X = _to_tensor(data.X, device)
+    weight = data.weight
+    if not validation_size:
+        return _Parts(X, weight, None, None)
+    generator = split
+    if isinstance(split, dict):
+        generator = torch.Generator().manual_seed(split["seed"])
+    order = torch.randperm(data.n_samples, generator=generator)
+    keep, held_out = order[validation_size:], order[:validation_size]
+    validation_weight = None
+    if weight is not None:
+        weight, validation_weight = weight[keep], weight[held_out]
+        for side, values in (("training", weight), ("validation", validation_weight)):
+            if not bool((values > 0).any()):
+                raise ValueError(
+                    f"Every {side} row of the early-stopping split has "
+                    "sample_weight 0: give more rows a weight, or set "
+                    "early_stopping=False."
+                )
+        validation_weight = validation_weight.to(device)
+    keep, held_out = keep.to(device), held_out.to(device)
+    return _Parts(X[keep], weight, X[held_out], validation_weight)
+
+
+def _build_state(architecture, parts, generator, device):
+    """Return a new model's state, started from PCA of the training rows."""
+    try:
+        return TrainingState.build(
+            architecture, parts.X, parts.weight, generator, device
+        )
+    except torch.linalg.LinAlgError as error:
+        raise ValueError(
+            f"PCA of X, the model's start, failed ({error}): rescale X, e.g. "
+            "with StandardScaler, or use init='random'."
+        ) from None
 
 
 def _device_available(device):

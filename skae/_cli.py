@@ -5,7 +5,9 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import warnings
@@ -25,20 +27,47 @@ class UsageError(Exception):
     """A problem with the command's arguments or inputs: exit status 2."""
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C, raised past the estimator, which keeps a fit cut short.
+
+    The estimator catches KeyboardInterrupt and keeps the epochs it finished, as
+    MLPRegressor does; the command must stop instead.
+    """
+
+
 def main(argv=None):
     """Run the ``skae`` command line; return the exit status."""
     parser = _build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
+    if args.command is None:
+        parser.print_help()
+        return 2
+    previous = _raise_interrupted_on_sigint()
     try:
-        if args.command == "compare":
-            return _compare(args)
+        return _compare(args)
     except UsageError as error:
         parser.exit(2, f"skae: error: {error}\n")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         print("skae: interrupted; nothing was written.", file=sys.stderr)
         return 130
-    parser.print_help()
-    return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _raise_interrupted_on_sigint():
+    """Make Ctrl-C raise _Interrupted; return the previous handler (or None)."""
+
+    def interrupt(signum, frame):
+        raise _Interrupted
+
+    try:
+        return signal.signal(signal.SIGINT, interrupt)
+    except ValueError:
+        # Not the main thread (e.g. main() called from a worker): keep Python's.
+        return None
 
 
 def _build_parser():
@@ -145,14 +174,14 @@ def _compare(args):
         plot_reconstructions,
     )
 
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} exists and is not a directory.")
     X_train, _, X_test, y_test = _load_data(args)
     n_features = X_train.shape[1]
-    too_wide = [n for n in args.n_components if n > n_features]
+    widest = min(n_features, len(X_train))
+    too_wide = [n for n in args.n_components if n > widest]
     if too_wide:
         raise UsageError(
-            f"--n-components {too_wide[0]} must be <= n_features={n_features}."
+            f"--n-components {too_wide[0]} must be <= min(n_features={n_features}, "
+            f"training images={len(X_train)}) = {widest}."
         )
     n_components_list = sorted(set(args.n_components))
     params = dict(PRESETS[args.preset])
@@ -163,15 +192,16 @@ def _compare(args):
         skae._torch_utils.resolve_device(args.device)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    out = args.out.resolve()
+    _check_out(args.out, out)
 
     if not args.quiet:
         print(
             f"data: {' '.join(args.data)}: {len(X_train)} training and "
             f"{len(X_test)} test images; preset: {args.preset}"
         )
-    out = args.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".skae-compare-", dir=out.parent))
+    created, staging = _make_staging(args.out, out)
+    published = False
     try:
         models = {}
         for n in n_components_list:
@@ -209,12 +239,21 @@ def _compare(args):
             fig.savefig(staging / "latent_2d.png", dpi=80)
         plt.close("all")
 
-        results = _results_record(args, params, X_train, X_test, table)
+        results = _results_record(args, models, X_train, X_test, table)
         (staging / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         (staging / "report.md").write_text(_report_markdown(results, table, staging))
-        written = _publish(staging, out)
+        written = sorted(
+            str(path.relative_to(staging))
+            for path in staging.rglob("*")
+            if path.is_file()
+        )
+        _publish(staging, out)
+        published = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not published:
+            for folder in reversed(created):
+                _remove_if_empty(folder)
     if not args.quiet:
         print(f"\nwrote {len(written)} files to {args.out}/: {', '.join(written)}")
     return 0
@@ -334,18 +373,15 @@ def _format_table(table):
     )
 
 
-def _results_record(args, params, X_train, X_test, table):
+def _results_record(args, models, X_train, X_test, table):
     import sklearn
     import torch
 
     return {
-        "command": "skae compare " + " ".join(sys.argv[1:] if sys.argv else []),
+        "command": shlex.join(["skae", *args.argv]),
         "data": args.data,
         "preset": args.preset,
-        "autoencoder_params": {
-            key: (list(value) if isinstance(value, tuple) else value)
-            for key, value in params.items()
-        },
+        "models": {name: _resolved_params(model) for name, model in models.items()},
         "n_train": len(X_train),
         "n_test": len(X_test),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -364,6 +400,23 @@ def _results_record(args, params, X_train, X_test, table):
         },
         "results": table.reset_index().to_dict(orient="records"),
     }
+
+
+def _resolved_params(model):
+    """Every parameter a fitted model ran with, "auto" values resolved."""
+    params = {"class": type(model).__name__}
+    for key, value in model.get_params(deep=False).items():
+        if key == "callbacks":
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+        params[key] = value
+    if hasattr(model, "hidden_layer_sizes_"):
+        params["hidden_layer_sizes"] = list(model.hidden_layer_sizes_)
+        params["init"] = model._state.architecture["init"]
+        params["early_stopping"] = model.validation_scores_ is not None
+        params["n_iter_"] = model.n_iter_
+    return params
 
 
 def _report_markdown(results, table, staging):
@@ -395,17 +448,66 @@ def _report_markdown(results, table, staging):
     return "\n".join(lines)
 
 
+def _check_out(given, out):
+    """Refuse an --out that cannot take the report, before any training."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {given} exists and is not a directory.")
+    if out.is_dir() and any(out.iterdir()) and not (out / "results.json").is_file():
+        raise UsageError(
+            f"--out {given} is a folder that holds files but no skae report "
+            "(results.json); skae compare replaces its --out as a whole, so "
+            "choose an empty or new folder."
+        )
+
+
+def _make_staging(given, out):
+    """Create --out's missing parents and a staging folder beside it.
+
+    Returns (the parents created, the staging folder); on failure removes the
+    parents it created and raises UsageError, before any training.
+    """
+    created = []
+    try:
+        for folder in reversed(out.parents):
+            if not folder.exists():
+                folder.mkdir()
+                created.append(folder)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as error:
+        for folder in reversed(created):
+            _remove_if_empty(folder)
+        raise UsageError(
+            f"--out {given} cannot be written: {error.strerror or error}."
+        ) from None
+    return created, staging
+
+
+def _remove_if_empty(folder):
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
 def _publish(staging, out):
-    """Move the finished files into `out`, each with an atomic rename."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in sorted(staging.rglob("*")):
-        if path.is_file():
-            relative = path.relative_to(staging)
-            (out / relative).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, out / relative)
-            written.append(str(relative))
-    return written
+    """Put the finished report at `out` whole, replacing an earlier report whole.
+
+    Two renames within one folder: the old report is moved aside, the new one
+    takes its place, then the old one is deleted. A crash in between leaves
+    the old report beside (``.NAME.old-*``), never a mix of the two.
+    """
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old / out.name, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _import_extras():

@@ -10,13 +10,11 @@ reads numbers: nothing in a file can run code. Everything read is checked
 (class, parameters, names, shapes, dtypes) before the estimator is rebuilt.
 """
 
-import itertools
 import json
 import os
 import struct
 import tempfile
 import warnings
-from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -25,24 +23,9 @@ import safetensors.torch
 import sklearn
 import torch
 
-from skae._torch_utils import generator_from_state
-
 FORMAT = "skae"
 FORMAT_VERSION = 1
 _HEADER_LIMIT = 100 * 2**20  # safetensors' own limit on the JSON header
-_ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")
-_OPTIMIZER_STATE = {
-    "adam": _ADAM_STATE,
-    "adamw": _ADAM_STATE,
-    "sgd": ("momentum_buffer",),
-}
-_SCALAR_ATTRIBUTES = (
-    "n_iter_",
-    "loss_",
-    "best_loss_",
-    "best_validation_score_",
-)
-_LIST_ATTRIBUTES = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
 
 
 class ModelFileError(ValueError):
@@ -98,22 +81,24 @@ def save_model(estimator, path, *, warn_dropped=True):
         "fitted": None,
     }
     tensors = {}
-    if hasattr(estimator, "encoder_"):
-        metadata["fitted"], tensors = _fitted_state(estimator)
+    fitted = estimator._to_file()
+    if fitted is not None:
+        metadata["fitted"], tensors = fitted
     data = safetensors.torch.save(
         tensors, metadata={"skae": json.dumps(metadata, allow_nan=True)}
     )
     _atomic_write(path, data)
 
 
-def load_model(path):
-    """Read a model written by `save_model`; see `skae.load`."""
-    from skae._autoencoder import MLPAutoencoder
+def load_model(path, classes):
+    """Read a model written by `save_model`; see `skae.load`.
 
+    `classes` maps the class names a file may hold to the estimator classes;
+    each has ``_from_file(fitted_metadata, tensors)``.
+    """
     path = Path(path)
     data = path.read_bytes()
     metadata = _read_metadata(data, path)
-    classes = {"MLPAutoencoder": MLPAutoencoder}
     name = metadata.get("class")
     if name not in classes:
         raise ModelFileError(
@@ -139,7 +124,7 @@ def load_model(path):
             raise ModelFileError(f"{path} holds weights but no fitted attributes.")
         return estimator
     try:
-        _restore_fitted(estimator, _expect(metadata, "fitted", dict, path), tensors)
+        estimator._from_file(_expect(metadata, "fitted", dict, path), tensors)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ModelFileError(
             f"{path} is not a valid skae model file: {error}"
@@ -237,314 +222,6 @@ def _params_from_json(params):
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     return params
-
-
-# Fitted state
-
-
-def _fitted_state(estimator):
-    """Return (JSON-able fitted attributes, tensors) of a fitted estimator."""
-    tensors = {}
-    for prefix, module in (
-        ("encoder", estimator.encoder_),
-        ("decoder", estimator.decoder_),
-    ):
-        for name, tensor in module.state_dict().items():
-            tensors[f"{prefix}.{name}"] = tensor.detach().cpu().contiguous()
-    architecture = dict(estimator._fitted_architecture)
-    architecture["hidden_layer_sizes"] = list(architecture["hidden_layer_sizes"])
-    fitted = {
-        "n_features_in_": int(estimator.n_features_in_),
-        "feature_names_in_": (
-            [str(name) for name in estimator.feature_names_in_]
-            if hasattr(estimator, "feature_names_in_")
-            else None
-        ),
-        "architecture": architecture,
-        "optimizer": None,
-        "unfinished": None,
-    }
-    for name in _SCALAR_ATTRIBUTES:
-        value = getattr(estimator, name, None)
-        fitted[name] = None if value is None else _number(value)
-    for name in _LIST_ATTRIBUTES:
-        value = getattr(estimator, name, None)
-        fitted[name] = None if value is None else [float(item) for item in value]
-    optimizer = getattr(estimator, "_optimizer", None)
-    if optimizer is not None:
-        state = optimizer.state_dict()
-        fitted["optimizer"] = {
-            "solver": estimator._optimizer_solver,
-            "param_groups": state["param_groups"],
-        }
-        for index, values in state["state"].items():
-            for key, tensor in values.items():
-                if tensor is not None:
-                    tensors[f"optimizer.{index}.{key}"] = tensor.detach().cpu()
-    tensors["rng_state"] = estimator._rng_state
-    unfinished = getattr(estimator, "_unfinished", None)
-    if unfinished is not None:
-        stopping = dict(unfinished["stopping"])
-        best_state = stopping.pop("best_state")
-        stopping["best_score"] = float(stopping["best_score"])
-        stopping["best_loss"] = float(stopping["best_loss"])
-        stopping["has_best_state"] = best_state is not None
-        fitted["unfinished"] = {
-            "schedule": unfinished["schedule"],
-            "total_steps": int(unfinished["total_steps"]),
-            "last_epoch": int(unfinished["last_epoch"]),
-            "validation_size": int(unfinished["validation_size"]),
-            "scheduler": unfinished["scheduler"],
-            "stopping": stopping,
-        }
-        tensors["unfinished.split_rng_state"] = unfinished["split_rng_state"]
-        for prefix, state in zip(
-            ("encoder", "decoder"), best_state or (), strict=False
-        ):
-            for name, tensor in state.items():
-                tensors[f"unfinished.best.{prefix}.{name}"] = tensor.detach().cpu()
-    return fitted, tensors
-
-
-def _number(value):
-    """Return `value` as a JSON-able int or float (inf included)."""
-    return int(value) if isinstance(value, Integral) else float(value)
-
-
-def _restore_fitted(estimator, fitted, tensors):
-    """Rebuild the modules and fitted attributes of `estimator` from a file's state."""
-    from skae._modules import build_autoencoder
-    from skae._training import make_optimizer
-
-    architecture = _check_architecture(fitted["architecture"])
-    n_features = architecture["n_features"]
-    n_components = architecture["n_components"]
-    # Refuse a file whose architecture disagrees with its tensors before
-    # allocating anything the architecture asks for.
-    expected = _parameter_count(architecture)
-    found = sum(
-        tensor.numel()
-        for name, tensor in tensors.items()
-        if name.startswith(("encoder.", "decoder."))
-    )
-    if expected != found:
-        raise ValueError(
-            f"the architecture has {expected} weights but the file holds {found}."
-        )
-    pca = None
-    if architecture["init"] == "pca":
-        pca = (torch.zeros(n_components, n_features), torch.zeros(n_features))
-    encoder, decoder = build_autoencoder(
-        n_features,
-        architecture["hidden_layer_sizes"],
-        n_components,
-        activation=architecture["activation"],
-        latent_activation=architecture["latent_activation"],
-        output_activation=architecture["output_activation"],
-        generator=torch.Generator().manual_seed(0),
-        pca=pca,
-    )
-    for prefix, module in (("encoder", encoder), ("decoder", decoder)):
-        module.load_state_dict(_matching(module.state_dict(), tensors, f"{prefix}."))
-    unknown = {
-        name
-        for name in tensors
-        if not name.startswith(("encoder.", "decoder.", "optimizer.", "unfinished."))
-        and name != "rng_state"
-    }
-    if unknown:
-        raise ValueError(f"unexpected tensors {sorted(unknown)}.")
-    encoder.eval()
-    decoder.eval()
-
-    n_features_in = fitted["n_features_in_"]
-    if n_features_in != n_features:
-        raise ValueError(
-            f"n_features_in_={n_features_in!r} differs from the architecture's "
-            f"{n_features}."
-        )
-    names = fitted.get("feature_names_in_")
-    if names is not None:
-        if not isinstance(names, list) or len(names) != n_features:
-            raise ValueError(f"feature_names_in_ should list {n_features} names.")
-        estimator.feature_names_in_ = np.asarray([str(n) for n in names], dtype=object)
-    estimator.n_features_in_ = n_features
-    for name in _SCALAR_ATTRIBUTES:
-        value = fitted.get(name)
-        if value is not None and not isinstance(value, Real):
-            raise ValueError(f"{name} should be a number, got {value!r}.")
-        if value is not None or name != "loss_":
-            setattr(estimator, name, value)
-    if not isinstance(estimator.n_iter_, Integral) or estimator.n_iter_ < 0:
-        raise ValueError(f"n_iter_ should be an int >= 0, got {estimator.n_iter_!r}.")
-    for name in _LIST_ATTRIBUTES:
-        value = fitted.get(name)
-        if value is not None and not (
-            isinstance(value, list) and all(isinstance(v, Real) for v in value)
-        ):
-            raise ValueError(f"{name} should be a list of numbers.")
-        setattr(estimator, name, value)
-
-    estimator.encoder_ = encoder
-    estimator.decoder_ = decoder
-    estimator._device = torch.device("cpu")
-    estimator._fitted_architecture = architecture
-    estimator._n_features_out = n_components
-    estimator._rng_state = _rng_state(tensors.get("rng_state"), "rng_state")
-
-    estimator._optimizer = None
-    estimator._optimizer_solver = estimator.solver
-    optimizer_state = fitted.get("optimizer")
-    if optimizer_state is not None:
-        solver = optimizer_state["solver"]
-        if solver not in _OPTIMIZER_STATE:
-            raise ValueError(f"unknown solver {solver!r}.")
-        parameters = [*encoder.parameters(), *decoder.parameters()]
-        optimizer = make_optimizer(
-            parameters, solver, estimator.learning_rate_init, estimator.momentum
-        )
-        state = _optimizer_tensors(tensors, parameters, solver)
-        groups = optimizer_state["param_groups"]
-        for group in groups:
-            if "betas" in group:
-                group["betas"] = tuple(group["betas"])
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
-        estimator._optimizer = optimizer
-        estimator._optimizer_solver = solver
-    elif any(name.startswith("optimizer.") for name in tensors):
-        raise ValueError("optimizer tensors without optimizer metadata.")
-
-    estimator._unfinished = _unfinished(
-        fitted.get("unfinished"), tensors, encoder, decoder
-    )
-
-
-def _check_architecture(architecture):
-    """Check the types and ranges of a file's architecture; return it as used."""
-    from skae._modules import ACTIVATIONS
-
-    if not isinstance(architecture, dict):
-        raise TypeError("architecture should be a JSON object.")
-    for key in ("n_features", "n_components"):
-        value = architecture.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"architecture[{key!r}] should be an int >= 1.")
-    sizes = architecture.get("hidden_layer_sizes")
-    if not isinstance(sizes, list) or not all(
-        isinstance(size, int) and not isinstance(size, bool) and size >= 1
-        for size in sizes
-    ):
-        raise ValueError("architecture['hidden_layer_sizes'] should list ints >= 1.")
-    for key in ("activation", "latent_activation", "output_activation"):
-        if architecture.get(key) not in ACTIVATIONS:
-            raise ValueError(
-                f"architecture[{key!r}] is not one of {sorted(ACTIVATIONS)}."
-            )
-    if architecture.get("init") not in ("pca", "random"):
-        raise ValueError("architecture['init'] should be 'pca' or 'random'.")
-    return {**architecture, "hidden_layer_sizes": tuple(sizes)}
-
-
-def _parameter_count(architecture):
-    """Return the number of weights and biases the architecture's modules hold."""
-    sizes = [
-        architecture["n_features"],
-        *architecture["hidden_layer_sizes"],
-        architecture["n_components"],
-    ]
-
-    def mlp(widths):
-        return sum((n_in + 1) * n_out for n_in, n_out in itertools.pairwise(widths))
-
-    mlps = mlp(sizes) + mlp(sizes[::-1])
-    if architecture["init"] == "random":
-        return mlps
-    # The PCA start: a linear path each way, plus the MLPs when there are any.
-    n_features, n_components = sizes[0], sizes[-1]
-    linear = mlp([n_features, n_components]) + mlp([n_components, n_features])
-    return linear + (mlps if architecture["hidden_layer_sizes"] else 0)
-
-
-def _matching(expected, tensors, prefix):
-    """Return the file's tensors under `prefix`, checked against `expected`."""
-    found = {
-        name[len(prefix) :]: tensor
-        for name, tensor in tensors.items()
-        if name.startswith(prefix)
-    }
-    missing = sorted(set(expected) - set(found))
-    extra = sorted(set(found) - set(expected))
-    if missing or extra:
-        raise ValueError(
-            f"the {prefix[:-1]} tensors do not match the architecture: missing "
-            f"{missing}, unexpected {extra}."
-        )
-    for name, tensor in found.items():
-        want = expected[name]
-        if tensor.dtype != want.dtype or tensor.shape != want.shape:
-            raise ValueError(
-                f"tensor {prefix}{name} is {tensor.dtype} of shape "
-                f"{tuple(tensor.shape)}; expected {want.dtype} of shape "
-                f"{tuple(want.shape)}."
-            )
-    return found
-
-
-def _optimizer_tensors(tensors, parameters, solver):
-    """Return the optimizer's per-parameter state, checked against the weights."""
-    keys = _OPTIMIZER_STATE[solver]
-    state = {}
-    for name, tensor in tensors.items():
-        if not name.startswith("optimizer."):
-            continue
-        _, index, key = name.split(".", 2)
-        if not index.isdigit() or int(index) >= len(parameters) or key not in keys:
-            raise ValueError(f"unexpected optimizer tensor {name}.")
-        parameter = parameters[int(index)]
-        shape = () if key == "step" else parameter.shape
-        if tensor.dtype != torch.float32 or tensor.shape != shape:
-            raise ValueError(
-                f"tensor {name} is {tensor.dtype} of shape {tuple(tensor.shape)}; "
-                f"expected torch.float32 of shape {tuple(shape)}."
-            )
-        state.setdefault(int(index), {})[key] = tensor
-    return state
-
-
-def _rng_state(tensor, name):
-    """Check a CPU generator state read from a file."""
-    if tensor is None:
-        raise ValueError(f"the tensor {name} is missing.")
-    if tensor.dtype != torch.uint8:
-        raise ValueError(f"tensor {name} should be uint8, not {tensor.dtype}.")
-    generator_from_state(tensor)  # raises RuntimeError on a malformed state
-    return tensor
-
-
-def _unfinished(state, tensors, encoder, decoder):
-    """Rebuild what `resume` needs from a mid-fit checkpoint, or None."""
-    if state is None:
-        if any(name.startswith("unfinished.") for name in tensors):
-            raise ValueError("resume tensors without resume metadata.")
-        return None
-    stopping = dict(state["stopping"])
-    best_state = None
-    if stopping.pop("has_best_state"):
-        best_state = [
-            _matching(module.state_dict(), tensors, f"unfinished.best.{prefix}.")
-            for prefix, module in (("encoder", encoder), ("decoder", decoder))
-        ]
-    return {
-        "schedule": state["schedule"],
-        "total_steps": int(state["total_steps"]),
-        "last_epoch": int(state["last_epoch"]),
-        "validation_size": int(state["validation_size"]),
-        "scheduler": state["scheduler"],
-        "split_rng_state": _rng_state(
-            tensors.get("unfinished.split_rng_state"), "unfinished.split_rng_state"
-        ),
-        "stopping": {**stopping, "best_state": best_state},
-    }
 
 
 # Files

@@ -54,12 +54,13 @@ def make_generator(random_state):
 
     An int seeds the generator directly, so a model built with seed s draws the
     same initial weights as torch's own layers after ``torch.manual_seed(s)``.
-    None takes fresh entropy from the operating system, and a RandomState draws
-    one seed from itself; neither touches the global NumPy or torch state.
+    None draws one seed from NumPy's global random state, as every scikit-learn
+    estimator does (so ``np.random.seed`` makes fits reproducible), and a
+    RandomState draws one seed from itself. The global torch state is never used.
     """
     if random_state is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
-    elif isinstance(random_state, numbers.Integral):
+        random_state = np.random.mtrand._rand
+    if isinstance(random_state, numbers.Integral):
         seed = int(random_state)
     elif isinstance(random_state, np.random.RandomState):
         seed = int(random_state.randint(np.iinfo(np.int32).max))

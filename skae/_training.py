@@ -92,27 +92,35 @@ def reconstruction_loss(encoder, decoder, X_input, X_target, loss, sample_weight
     avoids log(0). `X_input` may be a corrupted copy of `X_target` (denoising).
     With `sample_weight`, each row's loss is weighted before averaging.
     """
-    # Without weights, the fused mean reduction is faster than per-entry losses.
-    reduction = "mean" if sample_weight is None else "none"
+    if sample_weight is None:
+        # Without weights, the fused mean reduction is faster than per-row losses.
+        return _entry_losses(encoder, decoder, X_input, X_target, loss, "mean")
+    return (
+        row_losses(encoder, decoder, X_input, X_target, loss) * sample_weight
+    ).mean()
+
+
+def row_losses(encoder, decoder, X_input, X_target, loss):
+    """Reconstruction loss of each row, averaged over its entries."""
+    return _entry_losses(encoder, decoder, X_input, X_target, loss, "none").mean(dim=1)
+
+
+def _entry_losses(encoder, decoder, X_input, X_target, loss, reduction):
+    """Return the loss of every entry (reduction="none") or their mean."""
     if loss == "squared_error":
-        value = 0.5 * functional.mse_loss(
+        return 0.5 * functional.mse_loss(
             decoder(encoder(X_input)), X_target, reduction=reduction
         )
-    elif loss == "binary_crossentropy":
+    if loss == "binary_crossentropy":
         body, last = split_last_activation(decoder)
         if isinstance(last, nn.Sigmoid):
-            value = functional.binary_cross_entropy_with_logits(
+            return functional.binary_cross_entropy_with_logits(
                 body(encoder(X_input)), X_target, reduction=reduction
             )
-        else:
-            value = functional.binary_cross_entropy(
-                decoder(encoder(X_input)), X_target, reduction=reduction
-            )
-    else:
-        raise ValueError(f"loss={loss!r} is not one of {LOSSES}.")
-    if sample_weight is None:
-        return value
-    return (value.mean(dim=1) * sample_weight).mean()
+        return functional.binary_cross_entropy(
+            decoder(encoder(X_input)), X_target, reduction=reduction
+        )
+    raise ValueError(f"loss={loss!r} is not one of {LOSSES}.")
 
 
 def l2_penalty(modules, alpha, n_samples):
@@ -143,8 +151,14 @@ def corrupt(X, noise, generator):
     return X
 
 
-def evaluate(encoder, decoder, X, loss, batch_size=INFERENCE_BATCH_SIZE):
-    """Return (mean loss, negative mean squared error) of reconstructing X."""
+def evaluate(
+    encoder, decoder, X, loss, sample_weight=None, batch_size=INFERENCE_BATCH_SIZE
+):
+    """Return (mean loss, negative mean squared error) of reconstructing X.
+
+    With `sample_weight`, both are means over the rows weighted by it, as
+    MLPRegressor weights its validation score.
+    """
     encoder.eval()
     decoder.eval()
     loss_sum = 0.0
@@ -152,12 +166,17 @@ def evaluate(encoder, decoder, X, loss, batch_size=INFERENCE_BATCH_SIZE):
     with torch.no_grad():
         for start in range(0, X.shape[0], batch_size):
             batch = X[start : start + batch_size]
-            batch_loss = reconstruction_loss(encoder, decoder, batch, batch, loss)
-            loss_sum += float(batch_loss) * batch.shape[0]
-            squared_sum += float(
-                functional.mse_loss(decoder(encoder(batch)), batch, reduction="sum")
-            )
-    return loss_sum / X.shape[0], -squared_sum / X.numel()
+            losses = row_losses(encoder, decoder, batch, batch, loss).double()
+            squared = functional.mse_loss(
+                decoder(encoder(batch)), batch, reduction="none"
+            ).mean(dim=1, dtype=torch.float64)
+            if sample_weight is not None:
+                weights = sample_weight[start : start + batch_size].double()
+                losses, squared = losses * weights, squared * weights
+            loss_sum += float(losses.sum())
+            squared_sum += float(squared.sum())
+    total = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+    return loss_sum / total, -squared_sum / total
 
 
 def train_epochs(
@@ -174,6 +193,7 @@ def train_epochs(
     generator=None,
     sample_weight=None,
     X_validation=None,
+    validation_weight=None,
     noise=None,
     scheduler=None,
     first_epoch=0,
@@ -208,6 +228,8 @@ def train_epochs(
         Weight of each row's loss.
     X_validation : torch.Tensor of shape (n_validation, n_features), default=None
         Rows evaluated after each epoch, never trained on.
+    validation_weight : torch.Tensor of shape (n_validation,), default=None
+        Weight of each validation row in the epoch's validation loss and score.
     noise : dict, default=None
         Corruption of the inputs (not the targets), see `corrupt`.
     scheduler : torch.optim.lr_scheduler.LRScheduler, default=None
@@ -277,7 +299,7 @@ def train_epochs(
         validation_loss = validation_score = None
         if X_validation is not None:
             validation_loss, validation_score = evaluate(
-                encoder, decoder, X_validation, loss
+                encoder, decoder, X_validation, loss, validation_weight
             )
         record = EpochRecord(
             epoch=epoch,

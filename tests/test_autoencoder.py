@@ -185,7 +185,6 @@ def test_random_state_leaves_global_rngs_untouched(X_small):
     numpy_state = np.random.get_state()
     ae = tiny(random_state=0).fit(X_small)
     ae.transform(X_small)
-    tiny(random_state=None).fit(X_small)
     tiny(random_state=np.random.RandomState(3)).fit(X_small)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     after = np.random.get_state()
@@ -200,6 +199,23 @@ def test_same_random_state_gives_identical_output(X_small):
     assert_array_equal(first.transform(X_small), second.transform(X_small))
     other = tiny(random_state=43).fit(X_small)
     assert not np.array_equal(first.transform(X_small), other.transform(X_small))
+
+
+def test_random_state_none_follows_numpy_global_seed(X_small):
+    # As every scikit-learn estimator: np.random.seed makes fits reproducible.
+    torch.manual_seed(1)
+    np.random.seed(0)
+    first = tiny(random_state=None).fit(X_small).transform(X_small)
+    torch.manual_seed(2)
+    np.random.seed(0)
+    second = tiny(random_state=None).fit(X_small).transform(X_small)
+    assert_array_equal(first, second)
+    third = tiny(random_state=None).fit(X_small).transform(X_small)
+    assert not np.array_equal(first, third)
+    # Only numpy's global state is used, never torch's.
+    torch_state = torch.random.get_rng_state()
+    tiny(random_state=None).fit(X_small)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
 
 
 def test_random_state_does_not_depend_on_global_seed(X_small):

@@ -18,7 +18,7 @@ def run(tmp_path, *args):
 
 
 def leftovers(tmp_path):
-    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".skae"))
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
 
 
 def test_compare_on_the_sample_writes_the_report(tmp_path, capsys):
@@ -69,8 +69,10 @@ def test_chapter_preset_and_display_step(tmp_path):
     )
     assert status == 0
     results = json.loads((out / "results.json").read_text())
-    params = results["autoencoder_params"]
+    assert results["command"].startswith("skae compare --preset chapter")
+    params = results["models"]["AE-8"]
     assert params["hidden_layer_sizes"] == [256, 128]
+    assert params["init"] == "random" and params["early_stopping"] is False
     assert params["activation"] == "logistic"
     assert params["learning_rate_init"] == 0.01
     assert params["max_iter"] == 2  # --max-iter overrides the preset's 10
@@ -117,7 +119,11 @@ def test_compare_on_the_chapter_csv_files(tmp_path):
     "args, message",
     [
         (["--data", "no-such-dataset"], "no-such-dataset: no such file"),
-        (["--n-components", "900"], "must be <= n_features=784"),
+        (["--n-components", "900"], "must be <= min(n_features=784"),
+        (
+            ["--train-size", "50", "--n-components", "2", "60"],
+            "--n-components 60 must be <= min(n_features=784, training images=50)",
+        ),
         (["--n-components", "0"], "0 must be >= 1"),
         (["--max-iter", "two"], "'two' is not an integer"),
         (["--preset", "fancy"], "invalid choice: 'fancy'"),
@@ -130,8 +136,86 @@ def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, args, message)
     with pytest.raises(SystemExit) as exit_info:
         run(tmp_path, *args)
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert message in printed.err
+    assert "Epoch" not in printed.out  # refused before any training
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("out", ["/dev/null/report", "/dev/null/deeper/report"])
+def test_out_under_a_file_exits_2(capsys, out):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--out", out, *FAST])
+    assert exit_info.value.code == 2
+    printed = capsys.readouterr()
+    assert "cannot be written" in printed.err
+    assert "Epoch" not in printed.out
+
+
+def test_unwritable_out_creates_no_parent_folders(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--out", str(tmp_path / "new" / "deeper" / "report")])
+    assert exit_info.value.code == 2
+    assert "cannot be written: Permission denied" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_report_replaces_the_old_one_whole(tmp_path):
+    status, out = run(tmp_path, "--n-components", "2", *FAST)
+    assert status == 0
+    assert (out / "latent_2d.png").exists()
+    status, out = run(tmp_path, "--n-components", "3", *FAST)
+    assert status == 0
+    # No file of the first report is left beside the second one's.
+    assert not (out / "latent_2d.png").exists()
+    results = json.loads((out / "results.json").read_text())
+    assert {row["n_components"] for row in results["results"]} == {3}
+    assert leftovers(tmp_path) == []
+
+
+def test_out_holding_other_files_is_refused(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("keep me")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--out", str(out), *FAST])
+    assert exit_info.value.code == 2
+    assert "holds files but no skae report" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+
+
+def test_ctrl_c_exits_130_and_keeps_the_earlier_report(tmp_path):
+    import signal
+    import time
+
+    status, out = run(tmp_path, "--n-components", "2", *FAST)
+    assert status == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    command = [sys.executable, "-m", "skae", "compare", "--n-components", "2", "3"]
+    command += ["--max-iter", "500", "--train-size", "300", "--test-size", "100"]
+    process = subprocess.Popen(
+        [*command, "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Wait until training has started, then press Ctrl-C.
+    for line in process.stdout:
+        if line.startswith("Epoch 2,"):
+            break
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted; nothing was written" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert leftovers(tmp_path) == []
 
 
 def test_a_bad_data_file_is_named(tmp_path, capsys):

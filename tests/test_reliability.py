@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 from numpy.testing import assert_array_equal
+from sklearn.exceptions import NotFittedError
 
 from skae import MLPAutoencoder
 
@@ -16,6 +17,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 def tiny(**params):
     defaults = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=3, random_state=0)
     return MLPAutoencoder(**{**defaults, **params})
+
+
+# Parameters under which the divergence cases train safely.
+TINY_SAFE = {
+    "learning_rate_init": 0.001,
+    "learning_rate": "constant",
+    "solver": "adam",
+    "max_iter": 2,
+}
 
 
 def weights_hash(ae):
@@ -199,14 +209,23 @@ def test_divergence_is_caught_within_an_epoch(X_small, params, X_scale):
     finite_epochs = []
     ae.set_params(callbacks=[lambda est, record: finite_epochs.append(record.epoch)])
     with pytest.raises(
-        ValueError, match=r"diverged.*Scale X.*lower learning_rate_init"
+        ValueError,
+        match=r"diverged.*left as it was before this call.*Scale X.*lower "
+        "learning_rate_init",
     ):
         ae.fit(X)
-    # The model kept the weights of its last finite epoch, which give finite codes.
-    assert ae.n_iter_ == len(finite_epochs) < 20
-    assert np.isfinite(ae.transform(X)).all()
-    assert np.isfinite(ae.predict(X)).all()
-    assert all(np.isfinite(ae.loss_curve_))
+    assert len(finite_epochs) < 20
+    # A first fit that diverges leaves the estimator unfitted, as it was.
+    with pytest.raises(NotFittedError):
+        ae.transform(X)
+    # A refit that diverges leaves the fitted model as it was.
+    ae.set_params(**TINY_SAFE).fit(X)
+    before = (weights_hash(ae), ae.transform(X), list(ae.loss_curve_))
+    with pytest.raises(ValueError, match="diverged"):
+        ae.set_params(**params).fit(X)
+    assert weights_hash(ae) == before[0]
+    assert_array_equal(ae.transform(X), before[1])
+    assert ae.loss_curve_ == before[2]
 
 
 def test_an_exploding_but_finite_loss_is_caught(X_small, monkeypatch):
@@ -224,4 +243,4 @@ def test_an_exploding_but_finite_loss_is_caught(X_small, monkeypatch):
     ae = tiny(max_iter=5, batch_size=50)  # 4 batches an epoch
     with pytest.raises(ValueError, match="at epoch 3: the training loss reached"):
         ae.fit(X_small)
-    assert ae.n_iter_ == 2
+    assert not hasattr(ae, "n_iter_")

@@ -41,8 +41,9 @@ def same_weights(first, second):
 
 
 def test_early_stopping_falls_back_to_the_pca_start(X_small):
-    # Too high a rate: every epoch validates worse than the PCA start.
-    start = tiny(max_iter=1, learning_rate_init=1e-12, early_stopping=False)
+    # Too high a rate: every epoch validates worse than the PCA start, which is
+    # PCA of the training rows (the same split: the same random_state).
+    start = tiny(max_iter=1, learning_rate_init=1e-12, early_stopping=True)
     start.fit(X_small)
     ae = tiny(early_stopping=True, learning_rate_init=0.05, n_iter_no_change=2)
     ae.fit(X_small)
@@ -126,12 +127,14 @@ def test_partial_fit_equals_fit_epoch_by_epoch(X_small):
 
 
 def test_partial_fit_keeps_the_optimizer_state(X_small):
+    def steps(ae):
+        optimizer = ae._state.optimizer
+        return optimizer.state[next(ae.encoder_.parameters())]["step"].item()
+
     ae = tiny().partial_fit(X_small)
-    optimizer = ae._optimizer
-    steps = optimizer.state[next(ae.encoder_.parameters())]["step"].item()
+    first = steps(ae)
     ae.partial_fit(X_small)
-    assert ae._optimizer is optimizer
-    assert optimizer.state[next(ae.encoder_.parameters())]["step"].item() == 2 * steps
+    assert steps(ae) == 2 * first
 
 
 def test_partial_fit_with_other_features_raises_and_keeps_the_model(X_small):
@@ -181,7 +184,7 @@ def test_warm_start_refuses_a_changed_architecture(X_small):
 def test_warm_start_with_a_new_solver_starts_a_new_optimizer(X_small):
     ae = tiny(max_iter=2).fit(X_small)
     ae.set_params(warm_start=True, solver="sgd").fit(X_small)
-    assert isinstance(ae._optimizer, torch.optim.SGD)
+    assert isinstance(ae._state.optimizer, torch.optim.SGD)
     assert ae.n_iter_ == 4
 
 
@@ -221,7 +224,7 @@ def test_fit_with_a_schedule(X_small, schedule):
     constant = tiny(**params).fit(X_small)
     assert ae.loss_curve_ != constant.loss_curve_
     assert ae.loss_curve_[-1] < ae.loss_curve_[0]
-    assert ae._optimizer.param_groups[0]["lr"] < 1e-3
+    assert ae._state.optimizer.param_groups[0]["lr"] < 1e-3
 
 
 # Denoising
@@ -274,7 +277,7 @@ def test_model_fitted_on_a_gpu_loads_on_a_cpu_only_machine(X_small, monkeypatch)
     ae = tiny().fit(X_small)
     expected = ae.transform(X_small)
     # Pretend the model was fitted on a GPU, then load it where CUDA is absent.
-    ae._device = torch.device("cuda", 0)
+    ae._state.device = torch.device("cuda", 0)
     payload = pickle.dumps(ae)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.warns(UserWarning, match="fitted on cuda:0.*mapped to the CPU"):

@@ -1,0 +1,702 @@
+"""The training state: everything a fit needs to continue, as one object.
+
+Torch only: this module never imports scikit-learn. A `TrainingState` holds the
+modules, the optimizer, the random generator, the plan of an unfinished fit
+(schedule, validation split, epochs to run), the stopping rule with its best
+weights, and the history of losses. It is snapshotted at every epoch's end and
+restored whole, saved whole (`to_tensors` / `from_tensors`) and copied whole
+before a call that may fail, so that nothing is restored attribute by attribute.
+PyTorch Lightning's checkpoint is the model: each part goes through a
+``state_dict`` / ``load_state_dict`` pair.
+"""
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from skae._modules import build_autoencoder, pca_basis
+from skae._torch_utils import generator_from_state
+from skae._training import (
+    copy_state,
+    evaluate,
+    load_state,
+    make_optimizer,
+    make_scheduler,
+)
+
+# A training loss this many times the larger of what the untrained model and a
+# model that outputs zeros lose means divergence.
+EXPLODING = 1e4
+OPTIMIZER_STATE = {
+    "adam": ("step", "exp_avg", "exp_avg_sq"),
+    "adamw": ("step", "exp_avg", "exp_avg_sq"),
+    "sgd": ("momentum_buffer",),
+}
+
+
+class Diverged(Exception):
+    """Training blew up: a non-finite or exploding loss, or non-finite weights."""
+
+    def __init__(self, epoch, reason):
+        super().__init__(reason)
+        self.epoch = epoch
+        self.reason = reason
+
+
+@dataclass
+class Plan:
+    """What a `fit` planned, so that an interrupted one can be finished as planned.
+
+    ``split_seed`` seeds the permutation that holds out the validation rows;
+    ``split_rng_state`` is the same for files of format version 1.
+    """
+
+    schedule: str
+    total_steps: int
+    last_epoch: int
+    validation_size: int
+    split_seed: int | None = None
+    split_rng_state: torch.Tensor | None = None
+    scheduler: dict | None = None
+
+    def split_generator(self):
+        """Return the generator that draws this plan's validation split, or None."""
+        if not self.validation_size:
+            return None
+        if self.split_seed is not None:
+            return torch.Generator().manual_seed(self.split_seed)
+        return generator_from_state(self.split_rng_state)
+
+
+@dataclass
+class History:
+    """The epochs run so far: what becomes the estimator's fitted attributes."""
+
+    loss_curve: list = field(default_factory=list)
+    best_loss: float | None = math.inf
+    validation_scores: list | None = None
+    validation_loss_curve: list | None = None
+    best_validation_score: float | None = None
+    # The early-stopping split of the last fit: a warm start holds out the same rows.
+    split: dict | None = None
+
+    @property
+    def n_iter(self):
+        """Number of epochs run, over every fit and partial_fit."""
+        return len(self.loss_curve)
+
+
+class StoppingRule:
+    """MLPRegressor's stopping rule, and the best weights under early stopping."""
+
+    def __init__(self, early_stopping, tol, n_iter_no_change):
+        self.early_stopping = early_stopping
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.best_score = -math.inf
+        self.best_loss = math.inf
+        self.best_state = None
+        self.no_improvement = 0
+        self.stopped = False
+        self.message = ""
+
+    def state_dict(self):
+        """Return the counters and the best weights (not copied)."""
+        return {
+            "best_score": self.best_score,
+            "best_loss": self.best_loss,
+            "no_improvement": self.no_improvement,
+            "best_state": self.best_state,
+        }
+
+    def load_state_dict(self, state):
+        """Continue from the counters and best weights of `state_dict`."""
+        self.best_score = state["best_score"]
+        self.best_loss = state["best_loss"]
+        self.no_improvement = state["no_improvement"]
+        self.best_state = state["best_state"]
+
+    def candidate(self, score, modules):
+        """Offer `modules` with validation `score` as the best so far."""
+        if score > self.best_score:
+            self.best_score = score
+            self.best_state = copy_state(modules)
+
+    def update(self, record, modules):
+        """Take one epoch's record; return True when training should stop."""
+        if self.early_stopping:
+            score = record.validation_score
+            improved = score >= self.best_score + self.tol
+            self.candidate(score, modules)
+        else:
+            improved = record.train_loss <= self.best_loss - self.tol
+            self.best_loss = min(self.best_loss, record.train_loss)
+        self.no_improvement = 0 if improved else self.no_improvement + 1
+        if self.no_improvement > self.n_iter_no_change:
+            quantity = "Validation score" if self.early_stopping else "Training loss"
+            self.message = (
+                f"{quantity} did not improve more than tol={self.tol} for "
+                f"{self.n_iter_no_change} consecutive epochs. Stopping."
+            )
+            self.stopped = True
+        return self.stopped
+
+
+class TrainingState:
+    """Modules, optimizer, random state, plan, stopping rule and history of a fit.
+
+    ``encoder`` and ``decoder`` hold the weights training continues from. While a
+    fit with early stopping is unfinished, the model to infer with is the best
+    epoch's (`inference_modules`); once it finishes, the best weights are loaded
+    into the modules themselves, as MLPRegressor does.
+    """
+
+    def __init__(self, architecture, encoder, decoder, generator, device):
+        self.architecture = architecture
+        self.encoder = encoder
+        self.decoder = decoder
+        self.generator = generator
+        self.device = device
+        self.solver = None
+        self.optimizer = None
+        self.plan = None
+        self.stopping = None
+        self.history = History()
+
+    @classmethod
+    def build(cls, architecture, X, sample_weight, generator, device):
+        """Return the state of a new model, started from PCA of X or at random."""
+        pca = None
+        if architecture["init"] == "pca":
+            pca = tuple(
+                t.cpu()
+                for t in pca_basis(X, architecture["n_components"], sample_weight)
+            )
+        encoder, decoder = build_autoencoder(
+            architecture["n_features"],
+            architecture["hidden_layer_sizes"],
+            architecture["n_components"],
+            activation=architecture["activation"],
+            latent_activation=architecture["latent_activation"],
+            output_activation=architecture["output_activation"],
+            generator=generator,
+            pca=pca,
+        )
+        return cls(
+            architecture, encoder.to(device), decoder.to(device), generator, device
+        )
+
+    @property
+    def modules(self):
+        """The encoder and the decoder, as a tuple."""
+        return (self.encoder, self.decoder)
+
+    @property
+    def unfinished(self):
+        """Whether a fit was cut short and `resume` can finish it."""
+        return self.plan is not None
+
+    def inference_modules(self):
+        """Return (encoder, decoder) to infer with: the best epoch's, if kept."""
+        best = None if self.stopping is None else self.stopping.best_state
+        if best is None:
+            return self.modules
+        encoder, decoder = copy.deepcopy(self.encoder), copy.deepcopy(self.decoder)
+        load_state((encoder, decoder), best)
+        encoder.eval()
+        decoder.eval()
+        return encoder, decoder
+
+    def use_optimizer(self, solver, learning_rate, momentum):
+        """Keep the optimizer when `solver` is unchanged, else start a fresh one."""
+        if self.optimizer is None or self.solver != solver:
+            self.optimizer = make_optimizer(
+                self._parameters(), solver, learning_rate, momentum
+            )
+            self.solver = solver
+        if solver == "sgd":
+            for group in self.optimizer.param_groups:
+                group["momentum"] = momentum
+        return self.optimizer
+
+    def start_plan(self, plan, learning_rate, stopping):
+        """Set up the schedule and the stopping rule of a run; return the scheduler.
+
+        A new plan starts its schedule at `learning_rate`; a resumed one puts
+        back the schedule's position and the optimizer's learning rate (and
+        one-cycle's momentum) of its last whole epoch.
+        """
+        groups = copy.deepcopy(self.optimizer.state_dict())
+        scheduler = make_scheduler(
+            self.optimizer, plan.schedule, learning_rate, plan.total_steps
+        )
+        if plan.scheduler is not None:
+            if scheduler is not None:
+                scheduler.load_state_dict(plan.scheduler)
+            self.optimizer.load_state_dict(groups)
+        self.plan = plan
+        self.stopping = stopping
+        return scheduler
+
+    def loss_scale(self, X, loss):
+        """Return the yardstick of an exploding loss for training on X.
+
+        The larger of what a model that outputs zeros loses, 0.5 * mean(X ** 2),
+        and what the model loses before this run: a random network's first loss
+        on data of tiny magnitude is far above the former, yet training is fine.
+        """
+        sample = X[: min(X.shape[0], 4096)]
+        start_loss, _ = evaluate(self.encoder, self.decoder, sample, loss)
+        zeros = 0.5 * float(sample.square().mean())
+        scale = max(zeros, start_loss if math.isfinite(start_loss) else 0.0)
+        return max(scale, 1e-30)
+
+    def check_finite(self, record, loss_scale):
+        """Raise `Diverged` if the loss or the weights blew up this epoch."""
+        reason = None
+        if not math.isfinite(record.train_loss):
+            reason = f"the training loss is {record.train_loss}"
+        elif record.train_loss > EXPLODING * loss_scale:
+            reason = (
+                f"the training loss reached {record.train_loss:.4g}, more than "
+                f"{EXPLODING:.0e} times what the model lost before training "
+                f"({loss_scale:.4g})"
+            )
+        elif not all(bool(torch.isfinite(p).all()) for p in self._parameters()):
+            reason = "the weights are no longer finite"
+        if reason is not None:
+            raise Diverged(record.epoch, reason)
+
+    def end_epoch(self, record, scheduler):
+        """Record one finished epoch; return True when the stopping rule says stop."""
+        history = self.history
+        history.loss_curve.append(record.train_loss)
+        if record.validation_score is not None:
+            history.validation_scores.append(record.validation_score)
+            history.validation_loss_curve.append(record.validation_loss)
+        else:
+            history.best_loss = min(history.best_loss, record.train_loss)
+        stop = self.stopping.update(record, self.modules)
+        if self.stopping.early_stopping:
+            history.best_validation_score = self.stopping.best_score
+        if self.plan is not None and scheduler is not None:
+            self.plan.scheduler = scheduler.state_dict()
+        return stop
+
+    def finish(self):
+        """End the run: keep the best epoch's weights and forget the plan."""
+        if self.stopping is not None and self.stopping.best_state is not None:
+            load_state(self.modules, self.stopping.best_state)
+        self.plan = None
+        self.stopping = None
+
+    # Whole-state operations
+
+    def snapshot(self):
+        """Return a copy of everything an epoch changes, for `restore`."""
+        return {
+            "modules": copy_state(self.modules),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "generator": self.generator.get_state(),
+            "plan": copy.deepcopy(self.plan),
+            "stopping": None
+            if self.stopping is None
+            else _copy_stopping(self.stopping),
+            "history": copy.deepcopy(self.history),
+        }
+
+    def restore(self, snapshot):
+        """Go back to the state of `snapshot`, entirely."""
+        load_state(self.modules, snapshot["modules"])
+        self.optimizer.load_state_dict(snapshot["optimizer"])
+        self.generator.set_state(snapshot["generator"])
+        self.plan = copy.deepcopy(snapshot["plan"])
+        if snapshot["stopping"] is not None:
+            self.stopping.load_state_dict(_copy_stopping_state(snapshot["stopping"]))
+        self.history = copy.deepcopy(snapshot["history"])
+
+    def copy(self):
+        """Return an independent copy, so that a call can train without risk."""
+        other = TrainingState(
+            dict(self.architecture),
+            copy.deepcopy(self.encoder),
+            copy.deepcopy(self.decoder),
+            generator_from_state(self.generator.get_state()),
+            self.device,
+        )
+        other.solver = self.solver
+        if self.optimizer is not None:
+            other.optimizer = make_optimizer(other._parameters(), self.solver, 1.0, 0.0)
+            other.optimizer.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))
+        other.plan = copy.deepcopy(self.plan)
+        if self.stopping is not None:
+            other.stopping = copy.copy(self.stopping)
+            other.stopping.load_state_dict(
+                _copy_stopping_state(self.stopping.state_dict())
+            )
+        other.history = copy.deepcopy(self.history)
+        return other
+
+    def to(self, device):
+        """Move the modules, and the optimizer's state with them, to `device`."""
+        if device == self.device:
+            return self
+        state = None if self.optimizer is None else self.optimizer.state_dict()
+        self.encoder.to(device)
+        self.decoder.to(device)
+        self.device = device
+        if state is not None:
+            self.optimizer = make_optimizer(self._parameters(), self.solver, 1.0, 0.0)
+            # load_state_dict moves the state to the parameters' device.
+            self.optimizer.load_state_dict(state)
+        return self
+
+    def to_tensors(self):
+        """Return (JSON-able metadata, CPU tensors): the whole state, for a file."""
+        tensors = {}
+        for prefix, module in zip(("encoder", "decoder"), self.modules, strict=True):
+            for name, tensor in module.state_dict().items():
+                tensors[f"{prefix}.{name}"] = tensor.detach().cpu().contiguous()
+        architecture = dict(self.architecture)
+        architecture["hidden_layer_sizes"] = list(architecture["hidden_layer_sizes"])
+        history = self.history
+        metadata = {
+            "architecture": architecture,
+            "n_iter_": history.n_iter,
+            "loss_": history.loss_curve[-1] if history.loss_curve else None,
+            "best_loss_": history.best_loss,
+            "best_validation_score_": history.best_validation_score,
+            "loss_curve_": list(history.loss_curve),
+            "validation_scores_": history.validation_scores,
+            "validation_loss_curve_": history.validation_loss_curve,
+            "split": history.split,
+            "optimizer": None,
+            "unfinished": None,
+        }
+        if self.optimizer is not None:
+            state = self.optimizer.state_dict()
+            metadata["optimizer"] = {
+                "solver": self.solver,
+                "param_groups": state["param_groups"],
+            }
+            for index, values in state["state"].items():
+                for key, tensor in values.items():
+                    if tensor is not None:
+                        tensors[f"optimizer.{index}.{key}"] = tensor.detach().cpu()
+        tensors["rng_state"] = self.generator.get_state()
+        if self.plan is not None:
+            plan = self.plan
+            stopping = self.stopping.state_dict()
+            best_state = stopping.pop("best_state")
+            stopping = {k: float(v) for k, v in stopping.items()}
+            stopping["no_improvement"] = int(stopping["no_improvement"])
+            stopping["has_best_state"] = best_state is not None
+            stopping["early_stopping"] = bool(self.stopping.early_stopping)
+            metadata["unfinished"] = {
+                "schedule": plan.schedule,
+                "total_steps": int(plan.total_steps),
+                "last_epoch": int(plan.last_epoch),
+                "validation_size": int(plan.validation_size),
+                "split_seed": plan.split_seed,
+                "scheduler": plan.scheduler,
+                "stopping": stopping,
+            }
+            if plan.validation_size:
+                split_state = plan.split_generator().get_state()
+                tensors["unfinished.split_rng_state"] = split_state
+            for prefix, state in zip(
+                ("encoder", "decoder"), best_state or (), strict=False
+            ):
+                for name, tensor in state.items():
+                    tensors[f"unfinished.best.{prefix}.{name}"] = tensor.detach().cpu()
+        return metadata, tensors
+
+    @classmethod
+    def from_tensors(cls, metadata, tensors, *, tol, n_iter_no_change, learning_rate):
+        """Rebuild a state from `to_tensors`' output, checking every part.
+
+        Raises ValueError, TypeError or KeyError on anything inconsistent, before
+        allocating what the metadata asks for.
+        """
+        architecture = check_architecture(metadata["architecture"])
+        _check_parameter_count(architecture, tensors)
+        n_features = architecture["n_features"]
+        n_components = architecture["n_components"]
+        pca = None
+        if architecture["init"] == "pca":
+            pca = (torch.zeros(n_components, n_features), torch.zeros(n_features))
+        encoder, decoder = build_autoencoder(
+            n_features,
+            architecture["hidden_layer_sizes"],
+            n_components,
+            activation=architecture["activation"],
+            latent_activation=architecture["latent_activation"],
+            output_activation=architecture["output_activation"],
+            generator=torch.Generator().manual_seed(0),
+            pca=pca,
+        )
+        for prefix, module in (("encoder", encoder), ("decoder", decoder)):
+            module.load_state_dict(
+                _matching(module.state_dict(), tensors, f"{prefix}.")
+            )
+        unknown = {
+            name
+            for name in tensors
+            if not name.startswith(
+                ("encoder.", "decoder.", "optimizer.", "unfinished.")
+            )
+            and name != "rng_state"
+        }
+        if unknown:
+            raise ValueError(f"unexpected tensors {sorted(unknown)}.")
+        encoder.eval()
+        decoder.eval()
+        generator = generator_from_state(
+            _rng_state(tensors.get("rng_state"), "rng_state")
+        )
+        state = cls(architecture, encoder, decoder, generator, torch.device("cpu"))
+        state.history = _history(metadata)
+        optimizer = metadata.get("optimizer")
+        if optimizer is not None:
+            solver = optimizer["solver"]
+            if solver not in OPTIMIZER_STATE:
+                raise ValueError(f"unknown solver {solver!r}.")
+            state.use_optimizer(solver, learning_rate, 0.0)
+            groups = optimizer["param_groups"]
+            for group in groups:
+                if "betas" in group:
+                    group["betas"] = tuple(group["betas"])
+            state.optimizer.load_state_dict(
+                {
+                    "state": _optimizer_tensors(tensors, state._parameters(), solver),
+                    "param_groups": groups,
+                }
+            )
+        elif any(name.startswith("optimizer.") for name in tensors):
+            raise ValueError("optimizer tensors without optimizer metadata.")
+        unfinished = metadata.get("unfinished")
+        if unfinished is None:
+            if any(name.startswith("unfinished.") for name in tensors):
+                raise ValueError("resume tensors without resume metadata.")
+            return state
+        if state.optimizer is None:
+            raise ValueError("an unfinished fit without optimizer state.")
+        stopping_state = dict(unfinished["stopping"])
+        has_best = stopping_state.pop("has_best_state")
+        validation_size = int(unfinished["validation_size"])
+        early_stopping = bool(stopping_state.pop("early_stopping", validation_size > 0))
+        best_state = None
+        if has_best:
+            best_state = [
+                _matching(module.state_dict(), tensors, f"unfinished.best.{prefix}.")
+                for prefix, module in (("encoder", encoder), ("decoder", decoder))
+            ]
+        stopping = StoppingRule(early_stopping, tol, n_iter_no_change)
+        stopping.load_state_dict({**stopping_state, "best_state": best_state})
+        split_seed = unfinished.get("split_seed")
+        if split_seed is not None and (
+            not isinstance(split_seed, int) or split_seed < 0
+        ):
+            raise ValueError(f"split_seed should be an int >= 0, got {split_seed!r}.")
+        split_rng_state = tensors.get("unfinished.split_rng_state")
+        if (validation_size and split_seed is None) or split_rng_state is not None:
+            split_rng_state = _rng_state(split_rng_state, "unfinished.split_rng_state")
+        state.plan = Plan(
+            schedule=unfinished["schedule"],
+            total_steps=int(unfinished["total_steps"]),
+            last_epoch=int(unfinished["last_epoch"]),
+            validation_size=validation_size,
+            split_seed=split_seed,
+            split_rng_state=split_rng_state,
+            scheduler=unfinished["scheduler"],
+        )
+        if state.plan.last_epoch < state.history.n_iter:
+            raise ValueError("the plan ends before the epochs already run.")
+        state.stopping = stopping
+        if early_stopping and state.history.validation_scores is None:
+            state.history.validation_scores = []
+            state.history.validation_loss_curve = []
+        return state
+
+    def _parameters(self):
+        return [*self.encoder.parameters(), *self.decoder.parameters()]
+
+
+def _copy_stopping(stopping):
+    """Return a detached copy of a stopping rule's state dict."""
+    return _copy_stopping_state(stopping.state_dict())
+
+
+def _copy_stopping_state(state):
+    """Copy a stopping state dict, its best weights included."""
+    best = state["best_state"]
+    return {
+        **state,
+        "best_state": None
+        if best is None
+        else [{k: v.clone() for k, v in module.items()} for module in best],
+    }
+
+
+def _history(metadata):
+    """Return the History recorded in a file's metadata, checking its types."""
+    curve = metadata.get("loss_curve_")
+    if curve is None:
+        curve = []
+    lists = {}
+    for name in ("loss_curve_", "validation_scores_", "validation_loss_curve_"):
+        value = curve if name == "loss_curve_" else metadata.get(name)
+        if value is not None and not (
+            isinstance(value, list)
+            and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value
+            )
+        ):
+            raise ValueError(f"{name} should be a list of numbers.")
+        lists[name] = None if value is None else [float(v) for v in value]
+    n_iter = metadata.get("n_iter_")
+    if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 0:
+        raise ValueError(f"n_iter_ should be an int >= 0, got {n_iter!r}.")
+    if n_iter != len(lists["loss_curve_"]):
+        raise ValueError(
+            f"n_iter_={n_iter} but loss_curve_ has {len(lists['loss_curve_'])} epochs."
+        )
+    scalars = {}
+    for name in ("best_loss_", "best_validation_score_"):
+        value = metadata.get(name)
+        if value is not None and not _is_number(value):
+            raise ValueError(f"{name} should be a number, got {value!r}.")
+        scalars[name] = None if value is None else float(value)
+    split = metadata.get("split")
+    if split is not None and not (
+        isinstance(split, dict)
+        and set(split) == {"n_samples", "validation_size", "seed"}
+        and all(isinstance(v, int) and v >= 0 for v in split.values())
+    ):
+        raise ValueError(f"split should hold three ints, got {split!r}.")
+    return History(
+        loss_curve=lists["loss_curve_"],
+        best_loss=scalars["best_loss_"],
+        validation_scores=lists["validation_scores_"],
+        validation_loss_curve=lists["validation_loss_curve_"],
+        best_validation_score=scalars["best_validation_score_"],
+        split=split,
+    )
+
+
+def check_architecture(architecture):
+    """Check the types and ranges of a file's architecture; return it as used."""
+    from skae._modules import ACTIVATIONS
+
+    if not isinstance(architecture, dict):
+        raise TypeError("architecture should be a JSON object.")
+    for key in ("n_features", "n_components"):
+        value = architecture.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"architecture[{key!r}] should be an int >= 1.")
+    sizes = architecture.get("hidden_layer_sizes")
+    if not isinstance(sizes, list | tuple) or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size >= 1
+        for size in sizes
+    ):
+        raise ValueError("architecture['hidden_layer_sizes'] should list ints >= 1.")
+    for key in ("activation", "latent_activation", "output_activation"):
+        if architecture.get(key) not in ACTIVATIONS:
+            raise ValueError(
+                f"architecture[{key!r}] is not one of {sorted(ACTIVATIONS)}."
+            )
+    if architecture.get("init") not in ("pca", "random"):
+        raise ValueError("architecture['init'] should be 'pca' or 'random'.")
+    return {**architecture, "hidden_layer_sizes": tuple(sizes)}
+
+
+def _check_parameter_count(architecture, tensors):
+    """Refuse tensors that disagree with the architecture, before allocating it."""
+    sizes = [
+        architecture["n_features"],
+        *architecture["hidden_layer_sizes"],
+        architecture["n_components"],
+    ]
+
+    def mlp(widths):
+        return sum((n_in + 1) * n_out for n_in, n_out in itertools.pairwise(widths))
+
+    expected = mlp(sizes) + mlp(sizes[::-1])
+    if architecture["init"] == "pca":
+        # The PCA start: a linear path each way, plus the MLPs when there are any.
+        n_features, n_components = sizes[0], sizes[-1]
+        linear = mlp([n_features, n_components]) + mlp([n_components, n_features])
+        expected = linear + (expected if architecture["hidden_layer_sizes"] else 0)
+    found = sum(
+        tensor.numel()
+        for name, tensor in tensors.items()
+        if name.startswith(("encoder.", "decoder."))
+    )
+    if expected != found:
+        raise ValueError(
+            f"the architecture has {expected} weights but the file holds {found}."
+        )
+
+
+def _matching(expected, tensors, prefix):
+    """Return the tensors under `prefix`, checked against `expected`."""
+    found = {
+        name[len(prefix) :]: tensor
+        for name, tensor in tensors.items()
+        if name.startswith(prefix)
+    }
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        raise ValueError(
+            f"the {prefix[:-1]} tensors do not match the architecture: missing "
+            f"{missing}, unexpected {extra}."
+        )
+    for name, tensor in found.items():
+        want = expected[name]
+        if tensor.dtype != want.dtype or tensor.shape != want.shape:
+            raise ValueError(
+                f"tensor {prefix}{name} is {tensor.dtype} of shape "
+                f"{tuple(tensor.shape)}; expected {want.dtype} of shape "
+                f"{tuple(want.shape)}."
+            )
+    return found
+
+
+def _optimizer_tensors(tensors, parameters, solver):
+    """Return the optimizer's per-parameter state, checked against the weights."""
+    keys = OPTIMIZER_STATE[solver]
+    state = {}
+    for name, tensor in tensors.items():
+        if not name.startswith("optimizer."):
+            continue
+        _, index, key = name.split(".", 2)
+        if not index.isdigit() or int(index) >= len(parameters) or key not in keys:
+            raise ValueError(f"unexpected optimizer tensor {name}.")
+        parameter = parameters[int(index)]
+        shape = () if key == "step" else parameter.shape
+        if tensor.dtype != torch.float32 or tensor.shape != shape:
+            raise ValueError(
+                f"tensor {name} is {tensor.dtype} of shape {tuple(tensor.shape)}; "
+                f"expected torch.float32 of shape {tuple(shape)}."
+            )
+        state.setdefault(int(index), {})[key] = tensor
+    return state
+
+
+def _rng_state(tensor, name):
+    """Check a CPU generator state read from a file."""
+    if tensor is None:
+        raise ValueError(f"the tensor {name} is missing.")
+    if tensor.dtype != torch.uint8:
+        raise ValueError(f"tensor {name} should be uint8, not {tensor.dtype}.")
+    generator_from_state(tensor)  # raises RuntimeError on a malformed state
+    return tensor
+
+
+def _is_number(value):
+    """Whether a JSON value is a number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
