@@ -547,7 +547,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         if previous is None and state.architecture["init"] != "pca":
             return
-        if previous is not None and previous.history.split is not state.history.split:
+        if previous is not None and previous.history.split != state.history.split:
             return
         best = (
             None if previous is None or previous.stopping is None else previous.stopping
@@ -567,6 +567,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             parts.validation_weight,
         )
         stopping.candidate(score, state.modules)
+        stopping.pca_start_best = previous is None
 
     def _train(self, state, parts, data, *, scheduler, n_epochs, resumable):
         """Run the epochs on `state`, then commit it as the fitted model.
@@ -647,7 +648,14 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self._restore_attributes(before)
             raise
         stopped = state.stopping.stopped
-        state.finish()
+        if state.stopping.pca_start_best:
+            # No epoch beat the PCA start, which was fitted on the training
+            # rows only: return PCA of all the rows, as PCA().fit(X) would.
+            weight = None if data.weight is None else data.weight.to(state.device)
+            state.finish()
+            state.restart_from_pca(_to_tensor(data.X, state.device), weight)
+        else:
+            state.finish()
         self._publish(state, data.features)
         if resumable and not stopped:
             warnings.warn(

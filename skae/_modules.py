@@ -134,16 +134,9 @@ def build_autoencoder(
             f"latent_activation={latent_activation!r} and "
             f"output_activation={output_activation!r}."
         )
-    components, mean = pca
     encode = build_mlp([n_features, n_components], "identity", "identity", generator)
     decode = build_mlp([n_components, n_features], "identity", "identity", generator)
-    n_pca = components.shape[0]
-    with torch.no_grad():
-        encode[0].weight[:n_pca] = components
-        encode[0].bias.copy_(-(encode[0].weight @ mean))
-        decode[0].weight.copy_(encode[0].weight.T)
-        decode[0].weight[:, n_pca:] = 0
-        decode[0].bias.copy_(mean)
+    set_pca_paths(encode[0], decode[0], *pca)
     if not hidden_layer_sizes:
         return encode, decode
     corrections = []
@@ -156,6 +149,29 @@ def build_autoencoder(
     return LinearResidual(encode, corrections[0]), LinearResidual(
         decode, corrections[1]
     )
+
+
+def set_pca_paths(encode, decode, components, mean):
+    """Make the linear layers `encode` and `decode` project on PCA and back.
+
+    The first ``len(components)`` code units become the principal components
+    (others keep their weights but are not decoded), so that
+    ``decode(encode(x))`` is PCA's reconstruction of x.
+    """
+    n_pca = components.shape[0]
+    with torch.no_grad():
+        encode.weight[:n_pca] = components.to(encode.weight)
+        encode.bias.copy_(-(encode.weight @ mean.to(encode.weight)))
+        decode.weight.copy_(encode.weight.T)
+        decode.weight[:, n_pca:] = 0
+        decode.bias.copy_(mean)
+
+
+def pca_linear_paths(encoder, decoder):
+    """Return the linear layers of a PCA-started encoder and decoder."""
+    if isinstance(encoder, LinearResidual):
+        return encoder.linear[0], decoder.linear[0]
+    return encoder[0], decoder[0]
 
 
 def pca_basis(X, n_components, sample_weight=None):

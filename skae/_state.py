@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from skae._modules import build_autoencoder, pca_basis
+from skae._modules import (
+    build_autoencoder,
+    pca_basis,
+    pca_linear_paths,
+    set_pca_paths,
+)
 from skae._torch_utils import generator_from_state
 from skae._training import (
     copy_state,
@@ -99,6 +104,8 @@ class StoppingRule:
         self.best_score = -math.inf
         self.best_loss = math.inf
         self.best_state = None
+        # Whether the best candidate is still the untrained PCA start.
+        self.pca_start_best = False
         self.no_improvement = 0
         self.stopped = False
         self.message = ""
@@ -109,6 +116,7 @@ class StoppingRule:
             "best_score": self.best_score,
             "best_loss": self.best_loss,
             "no_improvement": self.no_improvement,
+            "pca_start_best": self.pca_start_best,
             "best_state": self.best_state,
         }
 
@@ -117,6 +125,7 @@ class StoppingRule:
         self.best_score = state["best_score"]
         self.best_loss = state["best_loss"]
         self.no_improvement = state["no_improvement"]
+        self.pca_start_best = bool(state.get("pca_start_best", False))
         self.best_state = state["best_state"]
 
     def candidate(self, score, modules):
@@ -124,6 +133,7 @@ class StoppingRule:
         if score > self.best_score:
             self.best_score = score
             self.best_state = copy_state(modules)
+            self.pca_start_best = False
 
     def update(self, record, modules):
         """Take one epoch's record; return True when training should stop."""
@@ -286,6 +296,15 @@ class TrainingState:
             self.plan.scheduler = scheduler.state_dict()
         return stop
 
+    def restart_from_pca(self, X, sample_weight=None):
+        """Make the model PCA of X exactly: the PCA start, refitted on X.
+
+        For a fit in which no epoch validated better than its PCA start (fitted
+        on the training rows): what it returns is then PCA of all the rows.
+        """
+        basis = pca_basis(X, self.architecture["n_components"], sample_weight)
+        set_pca_paths(*pca_linear_paths(self.encoder, self.decoder), *basis)
+
     def finish(self):
         """End the run: keep the best epoch's weights and forget the plan."""
         if self.stopping is not None and self.stopping.best_state is not None:
@@ -391,8 +410,12 @@ class TrainingState:
             plan = self.plan
             stopping = self.stopping.state_dict()
             best_state = stopping.pop("best_state")
-            stopping = {k: float(v) for k, v in stopping.items()}
-            stopping["no_improvement"] = int(stopping["no_improvement"])
+            stopping = {
+                "best_score": float(stopping["best_score"]),
+                "best_loss": float(stopping["best_loss"]),
+                "no_improvement": int(stopping["no_improvement"]),
+                "pca_start_best": bool(stopping["pca_start_best"]),
+            }
             stopping["has_best_state"] = best_state is not None
             stopping["early_stopping"] = bool(self.stopping.early_stopping)
             metadata["unfinished"] = {

@@ -40,8 +40,10 @@ def reconstruction_error(estimator, X):
     >>> round(reconstruction_error(PCA(n_components=4).fit(X), X), 12)
     0.0
     """
-    X = check_array(X, dtype=[np.float64, np.float32])
+    # The estimator gets X as given (a DataFrame keeps its column names); the
+    # error is computed on the validated array.
     X_reconstructed = estimator.inverse_transform(estimator.transform(X))
+    X = check_array(X, dtype=[np.float64, np.float32])
     return float(np.mean(np.square(X - X_reconstructed, dtype=np.float64)))
 
 
@@ -99,7 +101,7 @@ def compare(models, X_train, X_test, *, verbose=False):
                 "to name them."
             )
         models = dict(zip(names, models, strict=True))
-    X_test = check_array(X_test, dtype=[np.float64, np.float32])
+    X_test_array = check_array(X_test, dtype=[np.float64, np.float32])
     rows = []
     for name, model in models.items():
         if verbose:
@@ -113,14 +115,16 @@ def compare(models, X_train, X_test, *, verbose=False):
         start = time.perf_counter()
         X_reconstructed = model.inverse_transform(code)
         inverse_seconds = time.perf_counter() - start
-        mse = float(np.mean(np.square(X_test - X_reconstructed, dtype=np.float64)))
+        mse = float(
+            np.mean(np.square(X_test_array - X_reconstructed, dtype=np.float64))
+        )
         rows.append(
             {
                 "name": name,
                 "model": type(model).__name__,
                 "n_components": getattr(model, "n_components", None),
                 "test_mse": mse,
-                "squared_error_per_image": mse * X_test.shape[1],
+                "squared_error_per_image": mse * X_test_array.shape[1],
                 "fit_seconds": fit_seconds,
                 "transform_seconds": transform_seconds,
                 "inverse_transform_seconds": inverse_seconds,

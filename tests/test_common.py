@@ -5,6 +5,7 @@ from sklearn.utils.estimator_checks import (
     check_dataframe_column_names_consistency,
     check_get_feature_names_out_error,
     check_global_output_transform_pandas,
+    check_sample_weight_equivalence_on_dense_data,
     check_set_output_transform,
     check_set_output_transform_pandas,
     check_transformer_get_feature_names_out,
@@ -16,10 +17,11 @@ from skae import MLPAutoencoder
 
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data": (
-        "equivalent only up to float32 rounding: with the whole data in one batch "
-        "(as here), weights and repeated rows give codes equal to ~1e-8 "
-        "(tests/test_autoencoder.py checks it), but the check asks for rtol=1e-7 "
-        "on codes near zero; skae computes in float32 by design."
+        "with the default PCA start, weights and repeated rows agree only to "
+        "about 1%: the start sits near PCA's optimum, where gradients are the "
+        "size of float32 rounding and Adam's normalised steps amplify the "
+        "rounding differences between the two fits. From a random start the "
+        "check passes (test_sample_weight_equivalence_from_a_random_start)."
     ),
 }
 
@@ -54,3 +56,9 @@ def test_checks_outside_the_generator(check):
     # The pandas set_output checks mix frames and arrays on purpose, and PCA warns
     # about feature names the same way there.
     check("MLPAutoencoder", fast_autoencoder())
+
+
+def test_sample_weight_equivalence_from_a_random_start():
+    check_sample_weight_equivalence_on_dense_data(
+        "MLPAutoencoder", fast_autoencoder().set_params(init="random")
+    )

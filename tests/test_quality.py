@@ -26,7 +26,10 @@ def test_default_autoencoder_does_not_lose_to_pca(digits, n_components):
     pca = PCA(n_components).fit(X_train)
     ae = MLPAutoencoder(n_components, random_state=0).fit(X_train)
     ratio = mse(ae, X_test) / mse(pca, X_test)
-    assert ratio <= 1.0
+    # Never worse than PCA: where no epoch beats it, the model is PCA itself,
+    # computed in float32, so the ratio sits at 1.0 give or take rounding; a
+    # margin of 0.5% keeps rounding from deciding the outcome.
+    assert ratio < 1.005
     # It gets there from PCA: the untrained model reconstructs as PCA does.
     start = MLPAutoencoder(
         n_components, max_iter=1, learning_rate_init=1e-12, early_stopping=False

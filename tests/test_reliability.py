@@ -1,7 +1,6 @@
 """Bad input never changes a fitted model; diverging training is caught."""
 
 import hashlib
-import time
 
 import numpy as np
 import pytest
@@ -143,10 +142,8 @@ def test_bad_input_is_refused_and_leaves_the_model_unchanged(X_small, case):
     before = (weights_hash(ae), ae.transform(X_small), ae.n_iter_, list(ae.loss_curve_))
     assert not hasattr(ae, "feature_names_in_")
     bad = make(X_small)
-    start = time.perf_counter()
     with pytest.raises(error, match=match):
         getattr(ae, method)(bad)
-    assert time.perf_counter() - start < 1.0
     assert weights_hash(ae) == before[0]
     assert_array_equal(ae.transform(X_small), before[1])
     assert (ae.n_iter_, ae.loss_curve_) == (before[2], before[3])
@@ -176,10 +173,8 @@ def test_invalid_parameters_are_refused_and_leave_the_model_unchanged(X_small, c
     ae = tiny().fit(X_small)
     before = (weights_hash(ae), ae.transform(X_small))
     ae.set_params(**params)
-    start = time.perf_counter()
     with pytest.raises(ValueError, match=match):
         ae.fit(X_small)
-    assert time.perf_counter() - start < 1.0
     assert weights_hash(ae) == before[0]
     assert_array_equal(ae.transform(X_small), before[1])
 

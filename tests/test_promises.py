@@ -1,0 +1,354 @@
+"""The README's promises, tested on the default path as well as on the others.
+
+Every test here runs with skae's defaults (PCA start, one-cycle schedule, early
+stopping on from 1,000 rows), with the chapter's preset (sigmoid everywhere,
+constant rate, no early stopping) and with a random start.
+"""
+
+import hashlib
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+
+import skae
+from skae import MLPAutoencoder, _training
+from skae._presets import CHAPTER_PARAMS
+from skae.callbacks import Checkpoint
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+CONFIGS = {
+    "defaults": {},
+    "chapter": {**CHAPTER_PARAMS, "n_components": 3},
+    "random init": {"init": "random"},
+}
+N_EPOCHS = 6
+
+
+def model(config, **params):
+    return MLPAutoencoder(
+        **{**CONFIGS[config], "random_state": 0, "max_iter": N_EPOCHS, **params}
+    )
+
+
+@pytest.fixture(scope="module")
+def X():
+    """1,200 rows: enough for the defaults to hold out 120 for early stopping."""
+    rng = np.random.RandomState(0)
+    X = rng.rand(1200, 4) @ rng.rand(4, 12) + 0.05 * rng.rand(1200, 12)
+    return X / X.max()
+
+
+def fitted_state(ae):
+    """Everything fitted, in a comparable form: weights hash and attributes."""
+    digest = hashlib.sha256()
+    for module in (ae.encoder_, ae.decoder_):
+        for name, tensor in module.state_dict().items():
+            digest.update(name.encode() + tensor.cpu().numpy().tobytes())
+    attributes = {
+        name: repr(value)
+        for name, value in vars(ae).items()
+        if name.endswith("_") and name not in ("encoder_", "decoder_")
+    }
+    return digest.hexdigest(), attributes
+
+
+def assert_same_fit(first, second, X):
+    assert first.loss_curve_ == second.loss_curve_
+    assert first.validation_scores_ == second.validation_scores_
+    assert first.best_validation_score_ == second.best_validation_score_
+    assert first.n_iter_ == second.n_iter_
+    assert_array_equal(first.transform(X), second.transform(X))
+
+
+class InterruptAt:
+    """Raise KeyboardInterrupt once, at the given optimisation step (from 1)."""
+
+    def __init__(self, monkeypatch, step):
+        self.step = step
+        self.calls = 0
+        real = _training.reconstruction_loss
+
+        def loss(*args, **kwargs):
+            self.calls += 1
+            if self.calls == self.step:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(_training, "reconstruction_loss", loss)
+
+
+def interrupt_after_epoch(epoch):
+    state = {"done": False}
+
+    def callback(estimator, record):
+        if record.epoch == epoch and not state["done"]:
+            state["done"] = True
+            raise KeyboardInterrupt
+
+    return callback
+
+
+def test_the_defaults_hold_out_rows_here(X):
+    # The fixture is big enough for the defaults' early stopping.
+    ae = model("defaults", max_iter=1).fit(X)
+    assert ae.validation_scores_ is not None
+    assert model("chapter", max_iter=1).fit(X).validation_scores_ is None
+
+
+# Ctrl-C and resume
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("where", ["epoch end", "mid-batch", "first epoch"])
+def test_ctrl_c_then_resume_equals_an_uninterrupted_fit(X, config, where, monkeypatch):
+    straight = model(config).fit(X)
+    ae = model(config)
+    if where == "epoch end":
+        ae.set_params(callbacks=[interrupt_after_epoch(2)])
+        finished = 3
+    else:
+        # 5 optimisation steps an epoch: step 13 is in the third, step 2 in the first.
+        step = 13 if where == "mid-batch" else 2
+        InterruptAt(monkeypatch, step)
+        finished = (step - 1) // 5
+    with pytest.warns(UserWarning, match="interrupted by user.*call resume"):
+        ae.fit(X)
+    assert ae.n_iter_ == finished
+    assert len(ae.loss_curve_) == finished
+    # Usable as it is: it infers, pickles and saves.
+    assert np.isfinite(ae.transform(X)).all()
+    if ae.validation_scores_:
+        best = max(ae.validation_scores_)
+        assert ae.best_validation_score_ >= best
+    monkeypatch.undo()
+    ae.set_params(callbacks=None)
+    ae.resume(X)
+    assert_same_fit(ae, straight, X)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_a_fit_cut_short_in_its_first_epoch_can_do_everything(
+    X, config, monkeypatch, tmp_path
+):
+    InterruptAt(monkeypatch, 2)
+    ae = model(config)
+    with pytest.warns(UserWarning, match="interrupted"):
+        ae.fit(X)
+    monkeypatch.undo()
+    assert ae.n_iter_ == 0 and ae.loss_curve_ == []
+    ae.save(tmp_path / "cut.skae")
+    loaded = skae.load(tmp_path / "cut.skae")
+    assert_array_equal(loaded.transform(X), ae.transform(X))
+    assert_same_fit(loaded.resume(X), model(config).fit(X), X)
+    pickle.loads(pickle.dumps(ae)).partial_fit(X)
+    warm = pickle.loads(pickle.dumps(ae)).set_params(warm_start=True, max_iter=2)
+    assert warm.fit(X).n_iter_ == 2
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_checkpoint_then_resume_equals_an_uninterrupted_fit(X, config, tmp_path):
+    straight = model(config).fit(X)
+    checkpoint = Checkpoint(tmp_path / "ckpt-{epoch}.skae", every=3)
+    model(config, callbacks=[checkpoint]).fit(X)
+    resumed = skae.load(tmp_path / "ckpt-3.skae")
+    assert resumed.n_iter_ == 3
+    assert_same_fit(resumed.resume(X), straight, X)
+
+
+# Warm start
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_warm_start_continues_the_fit(X, config):
+    first = model(config, max_iter=3).fit(X)
+    ae = pickle.loads(pickle.dumps(first))
+    ae.set_params(warm_start=True).fit(X)
+    assert ae.n_iter_ == 6
+    assert ae.loss_curve_[:3] == first.loss_curve_
+    assert (
+        ae._state.optimizer.state_dict()["state"][0]["step"]
+        == 2 * (first._state.optimizer.state_dict()["state"][0]["step"])
+    )
+    if first.validation_scores_ is not None:
+        # The same rows are held out, so scores compare across the two fits and
+        # the best of them is kept.
+        assert ae._state.history.split == first._state.history.split
+        assert ae.validation_scores_[:3] == first.validation_scores_
+        assert ae.best_validation_score_ >= max(ae.validation_scores_)
+        assert ae.best_validation_score_ >= first.best_validation_score_
+        assert ae.score(X) >= first.score(X) - 1e-3 * abs(first.score(X))
+
+
+def test_warm_start_equals_one_fit_with_a_constant_rate(X):
+    # With a constant rate and no early stopping (the chapter's model), 3 + 3
+    # epochs are 6, bit for bit. A schedule spans one fit's max_iter epochs, so
+    # with one, warm start continues the weights but not the schedule: to
+    # finish an interrupted fit, use resume.
+    straight = model("chapter").fit(X)
+    ae = model("chapter", max_iter=3).fit(X)
+    ae.set_params(warm_start=True).fit(X)
+    assert_same_fit(ae, straight, X)
+
+
+# Refused calls
+
+
+def refused_calls(X):
+    return {
+        "fewer features, wider code": (
+            "fit",
+            (X[:, :3],),
+            {"n_components": 5},
+            "n_components=5 must be <= n_features=3",
+        ),
+        "weights of the wrong length": (
+            "fit",
+            (X,),
+            {"sample_weight": np.ones(7)},
+            "sample_weight",
+        ),
+        "NaN": ("fit", (np.where(X > 0.5, np.nan, X),), {}, "NaN"),
+        "huge values": ("fit", (X * 1e19,), {}, "rescale X"),
+        "all-zero weights": (
+            "fit",
+            (X,),
+            {"sample_weight": np.zeros(len(X))},
+            "at least one non-zero",
+        ),
+        "partial_fit other width": ("partial_fit", (X[:, :5],), {}, "5 features"),
+        "warm start, new architecture": (
+            "fit",
+            (X,),
+            {"warm_start": True, "n_components": 4},
+            "n_components=4 differs",
+        ),
+        "resume a finished fit": ("resume", (X,), {}, "Nothing to resume"),
+        "inverse_transform wrong width": (
+            "inverse_transform",
+            (np.zeros((3, 7)),),
+            {},
+            "codes of width",
+        ),
+    }
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("case", list(refused_calls(np.zeros((2, 2)))))
+def test_a_refused_call_leaves_the_model_as_it_was(X, config, case):
+    method, args, params, match = refused_calls(X)[case]
+    ae = model(config, max_iter=2).fit(X)
+    before = fitted_state(ae), ae.transform(X)
+    for name in ("n_components", "warm_start"):
+        if name in params:
+            ae.set_params(**{name: params.pop(name)})
+    with pytest.raises(ValueError, match=match):
+        getattr(ae, method)(*args, **params)
+    assert fitted_state(ae) == before[0]
+    assert_array_equal(ae.transform(X), before[1])
+
+
+def test_partial_fit_refuses_early_stopping(X):
+    ae = model("defaults", early_stopping=True)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopp"):
+        ae.partial_fit(X)
+    assert not hasattr(ae, "n_iter_")
+    # "auto" means off for partial_fit: every row given is trained on.
+    assert model("defaults").partial_fit(X).validation_scores_ is None
+
+
+# Sample weights
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_integer_weights_act_as_repeated_rows(X, config):
+    # The whole data in one batch and no held-out rows, so that repeated rows and
+    # weights see the same steps. From a random start the two agree to float32
+    # rounding; from the PCA start (where gradients are rounding-sized and
+    # Adam's normalised steps amplify them) to a small fraction of what ignoring
+    # the weights would change.
+    X = X[:300]
+    weights = np.where(np.arange(300) < 30, 8, 1)
+    params = dict(batch_size=5000, early_stopping=False)
+    weighted = model(config, **params).fit(X, sample_weight=weights).transform(X)
+    repeated = model(config, **params).fit(np.repeat(X, weights, axis=0))
+    ignored = model(config, **params).fit(X).transform(X)
+    difference = np.abs(weighted - repeated.transform(X)).max()
+    assert difference < 0.1 * np.abs(weighted - ignored).max()
+
+
+def test_validation_scores_are_weighted(X):
+    # Zero-weight rows do not count in the validation score, as in MLPRegressor.
+    weights = np.ones(len(X))
+    weights[::2] = 0
+    noisy = X.copy()
+    noisy[::2] += np.random.RandomState(1).normal(scale=5.0, size=noisy[::2].shape)
+    clean = model("defaults", max_iter=1).fit(X, sample_weight=weights)
+    spoiled = model("defaults", max_iter=1).fit(noisy, sample_weight=weights)
+    assert clean.validation_scores_ == pytest.approx(spoiled.validation_scores_)
+
+
+# Divergence and data of small magnitude
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"init": "random"},
+        {"output_activation": "logistic"},
+        CHAPTER_PARAMS,
+        {},
+    ],
+    ids=["random init", "logistic output", "chapter", "defaults"],
+)
+@pytest.mark.parametrize("scale", [1e-3, 0.0])
+def test_small_magnitude_data_is_not_taken_for_divergence(params, scale):
+    X = np.random.RandomState(0).rand(300, 20) * scale
+    params = {**params, "n_components": 3, "random_state": 0, "max_iter": 3}
+    ae = MLPAutoencoder(**params).fit(X)
+    assert ae.n_iter_ == 3
+    assert np.isfinite(ae.transform(X)).all()
+
+
+# Never worse than PCA
+
+
+def test_a_fit_no_epoch_of_which_beats_pca_returns_pca_of_all_rows(X):
+    # Too high a rate: no epoch validates better than the PCA start, which was
+    # fitted on the training rows; the model returned is PCA of all rows.
+    ae = model("defaults", learning_rate_init=0.02, n_iter_no_change=2).fit(X)
+    assert max(ae.validation_scores_) < ae.best_validation_score_
+    pca = PCA(2).fit(X)
+    expected = pca.inverse_transform(pca.transform(X))
+    np.testing.assert_allclose(ae.predict(X), expected, atol=1e-4)
+
+
+# Random state
+
+
+def test_numpy_global_seed_makes_default_fits_reproducible(X):
+    fits = []
+    for _ in range(2):
+        np.random.seed(0)
+        fits.append(MLPAutoencoder(2, max_iter=2).fit(X))
+    assert_same_fit(*fits, X)
+    assert math.isfinite(fits[0].loss_)
+
+
+def test_metrics_keep_dataframe_column_names(X):
+    pd = pytest.importorskip("pandas")
+    from skae.metrics import compare, reconstruction_error
+
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = model("chapter", max_iter=1).fit(frame)
+        assert reconstruction_error(ae, frame) > 0
+        compare({"ae": model("chapter", max_iter=1)}, frame[:1000], frame[1000:])
