@@ -348,9 +348,7 @@ def _results_record(args, params, X_train, X_test, table):
         },
         "n_train": len(X_train),
         "n_test": len(X_test),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        ),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.machine(),
