@@ -5,8 +5,18 @@ VENV ?= .venv
 # The CPU build of torch; an unpinned torch pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
+# The oldest versions pyproject.toml accepts, in a second environment.
+OLDEST_PYTHON ?= python3.11
+OLDEST_VENV ?= .venv-oldest
+OLDEST_CONSTRAINTS = .ci/oldest-constraints.txt
+# Long MNIST trainings whose outcome depends on torch alone, the same release in
+# both sets; `make test-oldest OLDEST_PYTEST_ARGS=` runs them too.
+OLDEST_PYTEST_ARGS ?= \
+	--deselect tests/test_quality.py::test_default_autoencoder_does_not_lose_to_pca \
+	--deselect tests/test_autoencoder.py::test_chapter_model_matches_the_chapter_loop \
+	--deselect 'tests/test_examples.py::test_example_runs[quickstart.py]'
 
-.PHONY: install demo test lint format clean bench bench-data docs
+.PHONY: install demo test test-oldest lint format clean bench bench-data docs
 
 install: $(VENV)/.installed
 
@@ -24,6 +34,20 @@ test: install
 	$(BIN)/ruff check skae tests examples bench scripts docs
 	$(BIN)/ruff format --check skae tests examples bench scripts docs
 	$(BIN)/python -m pytest
+	$(BIN)/python scripts/tested_with.py record newest
+
+# The suite again with every lower bound of pyproject.toml (wheels only, so no
+# source build hides a missing wheel); fails if README's table says otherwise.
+$(OLDEST_VENV)/.installed: pyproject.toml $(OLDEST_CONSTRAINTS)
+	rm -rf $(OLDEST_VENV)
+	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --only-binary=:all: \
+		-c $(OLDEST_CONSTRAINTS) torch -e ".[test]"
+	touch $@
+
+test-oldest: $(OLDEST_VENV)/.installed
+	$(OLDEST_VENV)/bin/python scripts/tested_with.py record oldest --check
+	$(OLDEST_VENV)/bin/python -m pytest $(OLDEST_PYTEST_ARGS)
 
 # Benchmarks (minutes, not part of the tests): quality against PCA, and speed.
 # Both read Fashion-MNIST from Debian's package, installed by bench-data.
@@ -54,4 +78,4 @@ format: install
 	$(BIN)/ruff format skae tests examples bench scripts docs
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build docs/generated docs/auto_examples docs/_generated
+	rm -rf $(VENV) $(OLDEST_VENV) build *.egg-info .pytest_cache docs/_build docs/generated docs/auto_examples docs/_generated

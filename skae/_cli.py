@@ -384,9 +384,7 @@ def _results_record(args, models, X_train, X_test, table):
         "models": {name: _resolved_params(model) for name, model in models.items()},
         "n_train": len(X_train),
         "n_test": len(X_test),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        ),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.machine(),

@@ -71,7 +71,9 @@ def test_parallel_post_fit_transforms_on_the_workers(client, X):
     parallel = wrappers.ParallelPostFit(ae)
     Z = parallel.transform(X_dask)
     assert isinstance(Z, da.Array) and Z.chunks[0] == (250,) * 8
-    assert_allclose(Z.compute(), ae.transform(X), rtol=1e-6, atol=1e-7)
+    # Equal to float32 rounding: the CPU kernel's summation order can depend on
+    # where a block lies in a worker's memory (its alignment).
+    assert_allclose(Z.compute(), ae.transform(X), rtol=1e-5, atol=1e-6)
     X_back = da.map_blocks(
         ae.inverse_transform, Z, chunks=(Z.chunks[0], (12,)), dtype=np.float32
     )
