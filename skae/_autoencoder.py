@@ -797,7 +797,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        return apply_in_batches(self.encoder_, X, device=self._device)
+        return _finite(apply_in_batches(self.encoder_, X, device=self._device), X)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -821,7 +821,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 "transform."
             )
         _check_float32_range(X)
-        return apply_in_batches(self.decoder_, X, device=self._device)
+        return _finite(apply_in_batches(self.decoder_, X, device=self._device), X)
 
     def predict(self, X):
         """Reconstruct X: ``inverse_transform(transform(X))`` in one pass.
@@ -924,9 +924,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     def _reconstruct(self, X):
         """Decode the encoding of validated X in one batched pass."""
-        return apply_in_batches(
-            torch.nn.Sequential(self.encoder_, self.decoder_), X, device=self._device
-        )
+        autoencoder = torch.nn.Sequential(self.encoder_, self.decoder_)
+        return _finite(apply_in_batches(autoencoder, X, device=self._device), X)
 
     # Validation: everything is checked into locals before anything changes.
 
@@ -1254,6 +1253,17 @@ def _to_tensor(X, device):
         # writes to X, but a private copy keeps the warning from reaching users.
         X = X.copy()
     return torch.from_numpy(X).to(device)
+
+
+def _finite(output, X):
+    """Return `output`, or raise if X was too large for the model to stay finite."""
+    if not np.isfinite(output).all():
+        raise ValueError(
+            "The model's output is not finite for this X (values up to "
+            f"{float(np.abs(X).max()):.3g} in magnitude): the network overflows "
+            "float32. Scale X as the training data was scaled."
+        )
+    return output
 
 
 def _check_float32_range(X):
