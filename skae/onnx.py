@@ -133,7 +133,7 @@ def to_onnx(estimator, X_sample=None, *, part="encoder", path=None, target_opset
         )
     check_is_fitted(estimator)
     _check_expressible(estimator)
-    n_inputs, n_outputs = _part_widths(estimator, part)
+    n_inputs = _part_widths(estimator, part)[0]
     dtype = np.dtype(np.float32)
     if X_sample is not None:
         dtype = _check_sample(X_sample, n_inputs, part)
@@ -142,7 +142,8 @@ def to_onnx(estimator, X_sample=None, *, part="encoder", path=None, target_opset
     model = skl2onnx.to_onnx(
         estimator,
         initial_types=[("X", tensor_type([None, n_inputs]))],
-        final_types=[(output, tensor_type([None, n_outputs]))],
+        # A type here would make skl2onnx end the graph with a Cast to it.
+        final_types=[(output, None)],
         options={id(estimator): {"part": part}},
         target_opset=target_opset,
     )
