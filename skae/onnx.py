@@ -46,7 +46,7 @@ except ImportError as error:
     ) from error
 
 #: What an exported graph computes: the estimator method each part stands for.
-PARTS = {
+_PARTS = {
     "encoder": "transform",
     "decoder": "inverse_transform",
     "autoencoder": "predict",
@@ -123,8 +123,8 @@ def to_onnx(estimator, X_sample=None, *, part="encoder", path=None, target_opset
     >>> bool(np.allclose(codes, ae.transform(X), atol=1e-5))
     True
     """
-    if part not in PARTS:
-        raise ValueError(f"part={part!r} is not one of {sorted(PARTS)}.")
+    if part not in _PARTS:
+        raise ValueError(f"part={part!r} is not one of {sorted(_PARTS)}.")
     if not isinstance(estimator, MLPAutoencoder):
         raise TypeError(
             f"estimator is a {type(estimator).__name__}, not an MLPAutoencoder; "
@@ -148,7 +148,7 @@ def to_onnx(estimator, X_sample=None, *, part="encoder", path=None, target_opset
         target_opset=target_opset,
     )
     onnx.helper.set_model_props(
-        model, {"skae_version": __version__, "part": part, "method": PARTS[part]}
+        model, {"skae_version": __version__, "part": part, "method": _PARTS[part]}
     )
     if path is not None:
         _atomic_write(Path(os.fspath(path)), model.SerializeToString())
@@ -205,7 +205,7 @@ def _part_option(operator):
     except NameError as error:
         # skl2onnx reports an unknown option name as a NameError.
         raise ValueError(
-            f"{error} The option part takes one of {list(PARTS)}."
+            f"{error} The option part takes one of {list(_PARTS)}."
         ) from None
     return options["part"]
 
@@ -216,28 +216,25 @@ def _calculate_shape(operator):
     check_is_fitted(estimator)
     _check_expressible(estimator)
     part = _part_option(operator)
-    if len(operator.inputs) != 1:
-        raise ValueError(
-            f"{type(estimator).__name__} takes one input tensor, got "
-            f"{len(operator.inputs)}: concatenate the columns first (e.g. with a "
-            "ColumnTransformer)."
-        )
-    X = operator.inputs[0]
-    tensor_type = type(X.type)
-    if tensor_type not in (FloatTensorType, DoubleTensorType):
+    # A DataFrame arrives as one input per column: the graph concatenates them.
+    tensor_types = {type(X.type) for X in operator.inputs}
+    tensor_type = tensor_types.pop()
+    if tensor_types or tensor_type not in (FloatTensorType, DoubleTensorType):
+        got = sorted({type(X.type).__name__ for X in operator.inputs})
         raise TypeError(
-            f"{type(estimator).__name__}'s ONNX converter takes a dense float32 "
-            f"or float64 tensor, got {tensor_type.__name__} for input "
-            f"{X.onnx_name!r}: cast the data to float32 first."
+            f"{type(estimator).__name__}'s ONNX converter takes dense float32 or "
+            f"float64 tensors of one dtype, got {', '.join(got)}: cast the data to "
+            "float32 first."
         )
     n_inputs, n_outputs = _part_widths(estimator, part)
-    width = X.get_second_dimension()
-    if width is not None and width != n_inputs:
+    columns = [X.get_second_dimension() for X in operator.inputs]
+    if None not in columns and sum(columns) != n_inputs:
         raise ValueError(
-            f"Input {X.onnx_name!r} has {width} columns, but the fitted "
+            f"The input has {sum(columns)} columns, but the fitted "
             f"{type(estimator).__name__}'s {part} (part={part!r}) takes {n_inputs}."
         )
-    operator.outputs[0].type = tensor_type([X.get_first_dimension(), n_outputs])
+    n_samples = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = tensor_type([n_samples, n_outputs])
 
 
 def _convert(scope, operator, container):
@@ -251,6 +248,8 @@ def _convert(scope, operator, container):
     }[part]
     graph = _Skl2OnnxGraph(scope, container)
     x = operator.inputs[0].full_name
+    if len(operator.inputs) > 1:
+        x = graph.node("Concat", [X.full_name for X in operator.inputs], axis=1)
     double = isinstance(operator.inputs[0].type, DoubleTensorType)
     if double:
         # transform computes float64 input in float32 and returns float64.
@@ -304,7 +303,7 @@ skl2onnx.update_registered_converter(
     _ALIAS,
     _calculate_shape,
     _convert,
-    options={"part": list(PARTS)},
+    options={"part": list(_PARTS)},
 )
 
-__all__ = ["PARTS", "to_onnx"]
+__all__ = ["to_onnx"]

@@ -151,6 +151,18 @@ def test_decoder_option_in_skl2onnx():
     assert_allclose(reconstructed, ae.inverse_transform(codes), **TOLERANCE)
 
 
+def test_dataframe_columns_are_concatenated():
+    pandas = pytest.importorskip("pandas")
+    X = pandas.DataFrame(small_data(), columns=[f"x{i}" for i in range(8)])
+    ae = tiny().fit(X)
+    session = onnxruntime.InferenceSession(
+        skl2onnx.to_onnx(ae, X[:1]).SerializeToString(),
+        providers=["CPUExecutionProvider"],
+    )
+    (codes,) = session.run(None, {name: X[[name]].to_numpy() for name in X.columns})
+    assert_allclose(codes, ae.transform(X), **TOLERANCE)
+
+
 def test_to_onnx_names_inputs_outputs_and_part():
     ae = tiny().fit(small_data())
     model = skae_onnx.to_onnx(ae, part="autoencoder")
@@ -214,9 +226,9 @@ def test_wrong_inputs_are_refused():
         skae_onnx.to_onnx(ae, scipy.sparse.csr_matrix(X[:1]))
     with pytest.raises(ValueError, match=r"shape \(1, 8\), but part='decoder'"):
         skae_onnx.to_onnx(ae, X[:1], part="decoder")
-    with pytest.raises(TypeError, match="got Int64TensorType"):
+    with pytest.raises(TypeError, match="of one dtype, got Int64TensorType"):
         skl2onnx.to_onnx(ae, X[:1].astype(np.int64))
-    with pytest.raises(ValueError, match=r"has 4 columns.*takes 8"):
+    with pytest.raises(ValueError, match=r"input has 4 columns.*takes 8"):
         skl2onnx.to_onnx(ae, X[:1, :4])
     with pytest.raises(TypeError, match="not an MLPAutoencoder"):
         skae_onnx.to_onnx(make_pipeline(ae))
