@@ -11,20 +11,26 @@ The data is uniform noise in [0, 1] of MNIST's shape: only inference is timed,
 so the models are fitted for one epoch on 5,000 rows, which sets every weight
 as a long fit would without taking its time. Each timing is the best of
 ``--repeats`` runs after a warm-up, the compared rows interleaved within each
-run so that a busy moment of the machine hits them alike. onnxruntime gets as
-many threads as torch. Prints rows/s, microseconds per call and ratios; writes
-``onnx.json`` into ``--out``.
+run so that a busy moment of the machine hits them alike. torch and
+onnxruntime get ``--threads`` threads each, one by default: a serving process
+often runs one per worker, and on a machine shared with other work,
+multi-threaded timings measure mostly the others (OpenMP barriers and
+onnxruntime's spinning threads wait on preempted threads: in a trial on a
+busy 2-core machine, two threads ran skae's transform of 256 rows 4 to 12 times
+slower than one, and onnxruntime's 3 times slower). BLAS under scikit-learn's
+PCA is limited alike, with threadpoolctl. Prints rows/s, microseconds per call
+and ratios; writes ``onnx.json`` into ``--out``.
 
-Run:  python bench/onnx_speed.py [--repeats 5] [--out bench/results]
+Run:  python bench/onnx_speed.py [--repeats 5] [--threads 1] [--out bench/results]
 
 (Not bench/onnx.py: a script's folder comes first on sys.path, so that name
 would shadow the onnx package for every import of it.)
 """
 
 import argparse
+import os
 import re
 import subprocess
-import time
 import warnings
 from pathlib import Path
 
@@ -34,12 +40,13 @@ import skl2onnx
 import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 import skae.onnx
 from skae import MLPAutoencoder
 from skae._presets import CHAPTER_PARAMS
 
-from common import machine, write_results
+from common import machine, timed, write_results
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -63,6 +70,7 @@ def session_for(model, n_threads):
     """An onnxruntime CPU session for `model` with `n_threads` intra-op threads."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = n_threads
+    options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
@@ -86,10 +94,12 @@ def runners(name, estimator, X_sample, n_threads):
 
 def seconds_per_call(function, X, calls):
     """Seconds per call of `function(X)`, averaged over `calls` calls."""
-    start = time.perf_counter()
-    for _ in range(calls):
-        function(X)
-    return (time.perf_counter() - start) / calls
+
+    def call_repeatedly():
+        for _ in range(calls):
+            function(X)
+
+    return timed(call_repeatedly)[1] / calls
 
 
 def main(argv=None):
@@ -97,13 +107,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--fit-rows", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
+    with threadpool_limits(limits=args.threads):
+        measure(args)
 
+
+def measure(args):
+    """Run the whole benchmark with the parsed arguments."""
     rng = np.random.default_rng(0)
     X = rng.random((max(BATCH_SIZES), 784), dtype=np.float32)
     X_fit = X[: args.fit_rows]
-    n_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    n_threads = args.threads
     estimators = {
         "chapter": MLPAutoencoder(**{**CHAPTER_PARAMS, "max_iter": 1}),
         "PCA 100": PCA(n_components=100),
@@ -125,6 +142,8 @@ def main(argv=None):
             atol=1e-4,
         )
 
+    # Other processes on the machine make every timing slower: say how busy it was.
+    load_before = os.getloadavg()[0]
     best = {}
     for batch_size in BATCH_SIZES:
         batch = X[:batch_size]
@@ -138,6 +157,7 @@ def main(argv=None):
                     best.get((key, batch_size), np.inf), seconds
                 )
 
+    load_after = os.getloadavg()[0]
     rows = []
     print(f"{'model':10} {'runtime':13} {'batch':>7} {'rows/s':>12} {'us/call':>10}")
     for batch_size in BATCH_SIZES:
@@ -186,6 +206,7 @@ def main(argv=None):
             "onnxruntime": onnxruntime.__version__,
             "onnxruntime_threads": n_threads,
             "skl2onnx": skl2onnx.__version__,
+            "load_average_1min": [load_before, load_after],
         },
         "data": "uniform noise, 784 features, float32; fitted 1 epoch on "
         f"{args.fit_rows:,} rows",
@@ -194,6 +215,9 @@ def main(argv=None):
         "rows": rows,
         "ratios": ratios,
     }
+    print(
+        f"load average (1 min) {load_before:.1f} before timing, {load_after:.1f} after"
+    )
     write_results(args.out / "onnx.json", result)
 
 
