@@ -9,11 +9,11 @@ Both need the ``onnx`` extra: ``pip install "skae[onnx]"``.
 The graph is written operator by operator from the fitted weights (Gemm for
 each linear layer, Sigmoid, Tanh, Relu, GELU in its exact erf form, Add for the
 linear path and residual MLP of a model started from PCA), rather than exported
-with ``torch.onnx`` and spliced in. skae's modules use five layer types, so the
-writer is short and every operator is known in advance; ``torch.onnx.export``
-would add a second exporter (the dynamo one needs onnxscript), trace the
-modules, and produce a separate graph whose opset, input names and dtypes
-would then have to be reconciled with skl2onnx's. Writing the operators
+with ``torch.onnx`` and spliced in. skae's modules use a handful of layer
+types, so the writer is short and every operator is known in advance;
+``torch.onnx.export`` would add a second exporter (the dynamo one needs
+onnxscript), trace the modules, and produce a separate graph whose opset, input
+names and dtypes would then have to be reconciled with skl2onnx's. Writing the operators
 ourselves also lets float64 inputs be cast to float32 and back exactly where
 ``transform`` does it.
 
