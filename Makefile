@@ -58,6 +58,7 @@ bench-data:
 bench: install bench-data
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/onnx_speed.py
 
 # The documentation site, warnings as errors, the gallery run with tiny settings.
 $(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml

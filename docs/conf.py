@@ -171,10 +171,65 @@ def _dask_table():
     )
 
 
+def _onnx_table():
+    results = json.loads((RESULTS / "onnx.json").read_text())
+    machine = results["machine"]
+    best = {
+        (row["model"], row["runtime"], row["batch_size"]): row
+        for row in results["rows"]
+    }
+    rows = []
+    for model, python in [
+        ("chapter", "skae"),
+        ("defaults", "skae"),
+        ("PCA 100", "scikit-learn"),
+        ("PCA 30", "scikit-learn"),
+    ]:
+        for batch_size in sorted({key[2] for key in best}):
+            own = best[model, python, batch_size]
+            served = best[model, "onnxruntime", batch_size]
+            rows.append(
+                [
+                    model,
+                    f"{batch_size:,}",
+                    f"{own['rows_per_s']:,.0f}",
+                    f"{served['rows_per_s']:,.0f}",
+                    f"{own['seconds_per_call'] / served['seconds_per_call']:.2f}",
+                    f"{own['seconds_per_call'] * 1e6:,.0f}",
+                    f"{served['seconds_per_call'] * 1e6:,.0f}",
+                ]
+            )
+    flags = ", ".join(machine["cpu_flags"]) or "no AVX-512"
+    load = machine["load_average_1min"]
+    threads = machine["onnxruntime_threads"]
+    header = [
+        "model",
+        "batch",
+        "transform rows/s",
+        "onnxruntime rows/s",
+        "speed-up",
+        "transform µs/call",
+        "onnxruntime µs/call",
+    ]
+    return (
+        f"Measured {machine['date']} with ``python bench/onnx_speed.py`` on "
+        f"{machine['platform']}, {machine['cpu_count']} cores ({flags}), "
+        f"{threads} thread{'' if threads == 1 else 's'} each for torch and "
+        "onnxruntime, "
+        f"onnxruntime {machine['onnxruntime']}, torch {machine['torch']}, "
+        f"scikit-learn {machine['sklearn']}; {results['data']}; load average "
+        f"{load[0]:.1f} before and {load[1]:.1f} after timing, from other work on "
+        "the same cores. The speed-up is the estimator's own transform time "
+        "(skae's, or scikit-learn's for PCA) over onnxruntime's.\n\n"
+        + _table(header, rows)
+    )
+
+
 GENERATED.mkdir(exist_ok=True)
 for _name, _make in [
     ("quality_table", _quality_table),
     ("speed_table", _speed_table),
     ("dask_table", _dask_table),
+    ("onnx_table", _onnx_table),
 ]:
     (GENERATED / f"{_name}.rst").write_text(_make())

@@ -744,6 +744,35 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         save_model(self, path)
         return self
 
+    def to_onnx(self, path=None, *, part="encoder", X_sample=None, target_opset=None):
+        """Export the fitted model to ONNX for onnxruntime; see `skae.onnx.to_onnx`.
+
+        Needs the ``onnx`` extra. Importing it also registers skae's converter
+        with skl2onnx, so that ``skl2onnx.to_onnx`` converts pipelines
+        containing this estimator.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, default=None
+            Where to write the model, atomically; None writes nothing.
+        part : {"encoder", "decoder", "autoencoder"}, default="encoder"
+            What the graph computes: ``transform``, ``inverse_transform`` or
+            ``predict``.
+        X_sample : array-like of shape (n_samples, n_inputs), default=None
+            Rows of the dtype the model will take (float32 or float64); None
+            means float32.
+        target_opset : int, default=None
+            ONNX opset of the model; None lets skl2onnx choose its latest.
+
+        Returns
+        -------
+        model : onnx.ModelProto
+            The exported model.
+        """
+        from skae.onnx import to_onnx
+
+        return to_onnx(self, X_sample, part=part, path=path, target_opset=target_opset)
+
     def _to_file(self):
         """Return (JSON-able fitted metadata, tensors) for `save_model`, or None."""
         if "_state" not in self.__dict__:
