@@ -39,6 +39,7 @@ def machine():
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
@@ -46,6 +47,43 @@ def machine():
         "torch": torch.__version__,
         "sklearn": sklearn.__version__,
     }
+
+
+def cpu_flags():
+    """The CPU's AVX-512 and AMX flags (Linux): whether bf16 is native here."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    wanted = ("avx2", "avx512", "amx")
+    return sorted(flag for flag in flags if flag.startswith(wanted))
+
+
+def interleaved_best(contenders, rounds):
+    """Run every contender once per round, in turn; return each one's best.
+
+    `contenders` maps a name to a function returning (result, seconds). Each is
+    run once first to warm up (allocations, kernels, caches), then `rounds`
+    times interleaved with the others, the order rotated each round, so that a
+    noisy minute on a shared machine does not fall on one contender alone.
+    Returns {name: (result of its fastest run, fewest seconds)}.
+    """
+    names = list(contenders)
+    for name in names:
+        contenders[name]()
+    best = {}
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            result, seconds = contenders[name]()
+            if name not in best or seconds < best[name][1]:
+                best[name] = (result, seconds)
+    return best
 
 
 def write_results(path, result):

@@ -1,7 +1,7 @@
 """MLPAutoencoder: the one bridge between scikit-learn and the torch code."""
 
-import sys
 import warnings
+from functools import partial
 from numbers import Integral, Real
 from typing import NamedTuple
 
@@ -16,7 +16,6 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_array,
     check_is_fitted,
     validate_data,
@@ -24,11 +23,11 @@ from sklearn.utils.validation import (
 
 from skae._modules import ACTIVATIONS
 from skae._persistence import save_model
+from skae._progress import batch_progress_bar, report_epoch
 from skae._state import Diverged, Plan, StoppingRule, TrainingState
 from skae._torch_utils import make_generator, resolve_device
 from skae._training import (
     LOSSES,
-    NOISE_KINDS,
     PRECISIONS,
     SCHEDULES,
     SOLVERS,
@@ -37,14 +36,19 @@ from skae._training import (
     n_batches,
     train_epochs,
 )
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-# Training squares X in float32 (the loss, PCA's covariance): larger values overflow.
-_TRAINABLE_MAX = 1e15
-# hidden_layer_sizes="auto" adds a third hidden layer for codes up to this wide.
-_AUTO_DEEP_MAX_COMPONENTS = 16
-# early_stopping="auto" holds out validation data from this many samples on.
-_AUTO_VALIDATION_MIN = 1000
+from skae._validation import (
+    TRAINABLE_MAX,
+    architecture,
+    check_finite_output,
+    check_fit_params,
+    check_float32_range,
+    check_hidden_layer_sizes,
+    check_noise,
+    check_same_architecture,
+    check_weights,
+    early_stopping_on,
+    validation_size,
+)
 
 
 class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -69,11 +73,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         The decoder uses them in reverse order. ``()`` gives a single linear
         layer each way. "auto" is (512, 256, 128) for codes of up to 16 units
         and (512, 256) for wider ones; the fitted choice is in
-        ``hidden_layer_sizes_``. On Fashion-MNIST (bench/quality.py), (512, 256)
-        reached a lower test error within a minute of training than (256, 128)
-        or (1024,); the third layer lowered it further at 2 and 10 components
-        (0.532 -> 0.511 and 0.477 -> 0.469 of PCA's error) but raised it at 30
-        and 100 (0.518 -> 0.526 and 0.630 -> 0.672).
+        ``hidden_layer_sizes_``. On Fashion-MNIST, (512, 256) reached a lower
+        test error in the same training time than (256, 128) or (1024,), and a
+        third layer helped short codes but not wide ones.
 
     init : {"auto", "pca", "random"}, default="auto"
         How the model starts. "pca": the encoder and the decoder each get a
@@ -126,8 +128,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Rows per optimisation step; clipped to the number of samples.
 
     max_iter : int, default=18
-        Maximum number of epochs (passes over the training data) of a `fit`:
-        about a minute on 60,000 images of 784 pixels on a 2-core CPU.
+        Maximum number of epochs (passes over the training data) of a `fit`.
+        bench/results/quality.json records how long 18 epochs of the default
+        model take on 60,000 images of 784 pixels.
 
     shuffle : bool, default=True
         Whether to draw a new order of the samples at every epoch.
@@ -146,20 +149,27 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the training data, score it after
         every epoch, stop when the score stops improving and restore the
-        weights of the best epoch. With ``init="pca"`` the untrained model
-        (PCA itself) is a candidate, so the result never validates worse than
-        PCA. "auto": on when there are at least 1,000 training samples, enough
-        to hold out 100; off below, where every sample counts. It is the
-        default because without it the autoencoder overfit small training sets
-        and lost to PCA on held-out data (1,500 MNIST digits, 100 components:
-        1.05 x PCA's test error).
+        weights of the best epoch. With ``init="pca"`` the untrained model (PCA
+        of the training rows) is a candidate, and when no epoch validates better
+        than it, the fit returns PCA of all the rows, as ``PCA().fit(X)`` would:
+        the result never validates worse than PCA. "auto": on when there are at
+        least 1,000 training samples, enough to hold out 100; off below, where
+        every sample counts. It is the default because without it the
+        autoencoder overfits small training sets and loses to PCA on held-out
+        data. `partial_fit` refuses ``True`` (as MLPRegressor does) and treats
+        "auto" as off.
 
     validation_fraction : float, default=0.1
         Fraction of the training data held out when early stopping is on.
 
     warm_start : bool, default=False
-        When True, `fit` continues from the weights and optimizer state of the
-        previous fit instead of starting afresh.
+        When True, `fit` continues from the weights, optimizer state and random
+        state of the previous fit instead of starting afresh, and early
+        stopping holds out the same rows (so the best of both fits is kept).
+        Each fit runs its own learning-rate schedule over its ``max_iter``
+        epochs: with ``learning_rate="constant"`` and no early stopping, 2 + 3
+        epochs equal 5 bit for bit; with a schedule they do not (use `resume`
+        to finish a fit that was cut short).
 
     momentum : float, default=0.9
         Momentum of the "sgd" solver; ignored by the others.
@@ -171,9 +181,12 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         sets that fraction of the entries to zero. Inference is never noisy.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights and the shuffling, through a private torch
-        generator: the global torch and NumPy random states are never used or
-        changed. Pass an int for reproducible results.
+        Seeds the initial weights, the validation split and the shuffling,
+        through a private torch generator. An int or a RandomState leaves the
+        global torch and NumPy random states untouched; None draws one seed
+        from NumPy's global random state, as scikit-learn's estimators do, so
+        ``np.random.seed`` makes fits reproducible. The global torch generator
+        is never used. Pass an int for reproducible results.
 
     verbose : int, default=0
         0 prints nothing; 1 prints one line per epoch (loss and seconds); 2 or
@@ -189,15 +202,18 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         forward pass in bfloat16 under torch.autocast (weights, gradients and
         optimizer stay float32): faster on GPUs and on CPUs with native bfloat16
         (AVX512-BF16, AMX), but far slower on CPUs without it, where torch
-        emulates it (140x slower than float32 on an AVX2 CPU, measured by
-        bench/speed.py). Inference is always float32.
+        emulates it (bench/speed.py measures both on the machine at hand).
+        Inference is always float32.
 
     callbacks : list of callable, default=None
         Each is called at the end of every epoch as ``callback(estimator,
         record)``, where ``record`` has the fields ``epoch`` (from 0),
         ``train_loss``, ``validation_loss`` and ``seconds``. The estimator can be
         used for inference inside the callback (its attributes describe the
-        epochs so far). Returning True stops training.
+        epochs so far, its weights are the current epoch's). Returning True
+        stops training. A callback that raises ends the fit and leaves the
+        estimator as it was before the call; KeyboardInterrupt keeps the epochs
+        finished, as Ctrl-C does.
 
     Attributes
     ----------
@@ -229,8 +245,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         unless early stopping was on.
 
     best_validation_score_ : float or None
-        Best of ``validation_scores_``, whose weights the model keeps; None
-        unless early stopping was on.
+        Best validation score of the candidates, whose weights the model keeps:
+        the epochs in ``validation_scores_`` and the model the fit started from
+        (the PCA start, or with warm start the previous fit's best), so it may
+        exceed ``max(validation_scores_)``. None unless early stopping was on.
 
     n_iter_ : int
         Number of epochs run, over all calls to `fit` (with warm start) and
@@ -449,9 +467,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 "partial_fit."
             )
         data = self._check_training_input(X, sample_weight, reset=False)
-        _check_same_architecture(state.architecture, data.architecture)
+        check_same_architecture(state.architecture, data.architecture)
         plan = state.plan
-        held_out = self._validation_size(data.n_samples) if plan.validation_size else 0
+        held_out = validation_size(self, data.n_samples) if plan.validation_size else 0
         if held_out != plan.validation_size:
             raise ValueError(
                 "resume needs the training data of the interrupted fit: its "
@@ -479,7 +497,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             previous = self._state
         data = self._check_training_input(X, sample_weight, reset=previous is None)
         if previous is not None:
-            _check_same_architecture(previous.architecture, data.architecture)
+            check_same_architecture(previous.architecture, data.architecture)
         if incremental and self.early_stopping is True:
             raise ValueError(
                 "partial_fit does not support early_stopping=True: it trains on "
@@ -488,8 +506,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         device = resolve_device(self.device)
         validation_size = 0
-        if not incremental and self._early_stopping_on(data.n_samples):
-            validation_size = self._validation_size(data.n_samples)
+        if not incremental and early_stopping_on(self, data.n_samples):
+            validation_size = validation_size(self, data.n_samples)
 
         if previous is None:
             generator = make_generator(self.random_state)
@@ -586,13 +604,13 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         def end_epoch(record):
             nonlocal last_whole_epoch
-            state.check_finite(record, loss_scale)
+            state.checkcheck_finite_output(record, loss_scale)
             stop = state.end_epoch(record, scheduler)
             # Where Ctrl-C falls back to, and what a Checkpoint callback saves.
             last_whole_epoch = state.snapshot()
             self._publish(state, data.features, during_training=True)
             if self.verbose:
-                self._report(record, stop, state.stopping)
+                report_epoch(record, stop, state.stopping)
             for callback in self.callbacks or ():
                 # Only True stops: a callback may return anything else, an array
                 # included. Every callback sees the epoch, even after one asked
@@ -619,7 +637,11 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 scheduler=scheduler,
                 first_epoch=state.history.n_iter,
                 on_epoch_end=end_epoch,
-                batch_progress=self._batch_progress_bar if self.verbose >= 2 else None,
+                batch_progress=(
+                    partial(batch_progress_bar, self.max_iter)
+                    if self.verbose >= 2
+                    else None
+                ),
                 precision=self.precision,
             )
         except KeyboardInterrupt:
@@ -665,20 +687,6 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 stacklevel=3,
             )
         return self
-
-    def _report(self, record, stop, stopping):
-        """Print one epoch's line (and why training stops) when verbose."""
-        validation = (
-            ""
-            if record.validation_loss is None
-            else f", validation loss = {record.validation_loss:.6f}"
-        )
-        _print_progress_line(
-            f"Epoch {record.epoch + 1}, loss = {record.train_loss:.6f}"
-            f"{validation}, {record.seconds:.2f} s"
-        )
-        if stop:
-            _print_progress_line(stopping.message)
 
     def _publish(self, state, features, during_training=False):
         """Set the fitted attributes from `state`: the one place they are written.
@@ -826,7 +834,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        return _finite(apply_in_batches(self.encoder_, X, device=self._device), X)
+        return check_finite_output(
+            apply_in_batches(self.encoder_, X, device=self._device), X
+        )
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -849,8 +859,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 f"of width n_components={self._n_features_out}, as returned by "
                 "transform."
             )
-        _check_float32_range(X)
-        return _finite(apply_in_batches(self.decoder_, X, device=self._device), X)
+        check_float32_range(X)
+        return check_finite_output(
+            apply_in_batches(self.decoder_, X, device=self._device), X
+        )
 
     def predict(self, X):
         """Reconstruct X: ``inverse_transform(transform(X))`` in one pass.
@@ -954,7 +966,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def _reconstruct(self, X):
         """Decode the encoding of validated X in one batched pass."""
         autoencoder = torch.nn.Sequential(self.encoder_, self.decoder_)
-        return _finite(apply_in_batches(autoencoder, X, device=self._device), X)
+        return check_finite_output(
+            apply_in_batches(autoencoder, X, device=self._device), X
+        )
 
     # Validation: everything is checked into locals before anything changes.
 
@@ -970,23 +984,23 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         else:
             probe = self
         X = probe._validate_input(X, reset=reset)
-        if X.size and float(np.abs(X).max()) > _TRAINABLE_MAX:
+        if X.size and float(np.abs(X).max()) > TRAINABLE_MAX:
             raise ValueError(
                 f"X contains values up to {float(np.abs(X).max()):.3g} in "
                 f"magnitude; training squares them in float32, which overflows "
-                f"beyond {_TRAINABLE_MAX:.0e}: rescale X, e.g. with StandardScaler."
+                f"beyond {TRAINABLE_MAX:.0e}: rescale X, e.g. with StandardScaler."
             )
         weights = None
         if sample_weight is not None:
-            weights = torch.from_numpy(_check_weights(sample_weight, X))
-        hidden_layer_sizes = self._check_hidden_layer_sizes()
-        noise = self._check_noise()
-        self._check_fit_params(X)
+            weights = torch.from_numpy(check_weights(sample_weight, X))
+        hidden_layer_sizes = check_hidden_layer_sizes(self)
+        noise = check_noise(self)
+        check_fit_params(self, X)
         return _TrainingData(
             X=X,
             weight=weights,
             noise=noise,
-            architecture=self._architecture(X.shape[1], hidden_layer_sizes),
+            architecture=architecture(self, X.shape[1], hidden_layer_sizes),
             features=probe._features(),
         )
 
@@ -997,125 +1011,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 "X is None; expected an array-like of shape (n_samples, n_features)."
             )
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
-        _check_float32_range(X)
+        check_float32_range(X)
         return X
-
-    def _architecture(self, n_features, hidden_layer_sizes):
-        """Return what must stay the same for training to continue."""
-        return {
-            "n_features": n_features,
-            "hidden_layer_sizes": hidden_layer_sizes,
-            "n_components": self.n_components,
-            "activation": self.activation,
-            "latent_activation": self.latent_activation,
-            "output_activation": self.output_activation,
-            "init": self._resolved_init(),
-        }
-
-    def _resolved_init(self):
-        """Return "pca" or "random", resolving "auto"."""
-        identity = self.latent_activation == self.output_activation == "identity"
-        if self.init == "auto":
-            return "pca" if identity else "random"
-        return self.init
-
-    def _check_hidden_layer_sizes(self):
-        """Return hidden_layer_sizes as a tuple of positive ints, or raise."""
-        sizes = self.hidden_layer_sizes
-        if isinstance(sizes, str) and sizes == "auto":
-            if self.n_components <= _AUTO_DEEP_MAX_COMPONENTS:
-                return (512, 256, 128)
-            return (512, 256)
-        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
-        for size in sizes:
-            if not isinstance(size, Integral) or isinstance(size, bool) or size < 1:
-                raise ValueError(
-                    "hidden_layer_sizes must be positive integers, got "
-                    f"hidden_layer_sizes={self.hidden_layer_sizes!r}."
-                )
-        return tuple(int(size) for size in sizes)
-
-    def _check_fit_params(self, X):
-        """Check the parameters that depend on the data."""
-        n_features = X.shape[1]
-        if self.n_components > n_features:
-            raise ValueError(
-                f"n_components={self.n_components} must be <= n_features={n_features}."
-            )
-        if self.init == "pca" and not (
-            self.latent_activation == self.output_activation == "identity"
-        ):
-            raise ValueError(
-                "init='pca' starts the model as PCA, which needs "
-                "latent_activation='identity' and output_activation='identity' "
-                f"(got {self.latent_activation!r} and {self.output_activation!r}); "
-                "use init='random' or init='auto'."
-            )
-        if self.loss == "binary_crossentropy":
-            if self.output_activation != "logistic":
-                raise ValueError(
-                    "loss='binary_crossentropy' needs outputs in [0, 1]: set "
-                    "output_activation='logistic' (got "
-                    f"output_activation={self.output_activation!r})."
-                )
-            low, high = X.min(), X.max()
-            if low < 0 or high > 1:
-                raise ValueError(
-                    "loss='binary_crossentropy' needs X in [0, 1], but X ranges "
-                    f"over [{low:.4g}, {high:.4g}]: scale it (e.g. with "
-                    "MinMaxScaler) or use loss='squared_error'."
-                )
-
-    def _early_stopping_on(self, n_samples):
-        """Resolve early_stopping="auto": on from _AUTO_VALIDATION_MIN samples."""
-        if self.early_stopping == "auto":
-            return n_samples >= _AUTO_VALIDATION_MIN
-        return bool(self.early_stopping)
-
-    def _validation_size(self, n_samples):
-        """Return the number of rows held out for early stopping, or raise."""
-        size = int(np.ceil(self.validation_fraction * n_samples))
-        if size < 1 or n_samples - size < 1:
-            raise ValueError(
-                f"early_stopping=True with validation_fraction="
-                f"{self.validation_fraction} needs at least one training and one "
-                f"validation sample; got n_samples={n_samples}."
-            )
-        return size
-
-    def _check_noise(self):
-        """Return the noise parameter as a dict (empty for none), or raise."""
-        noise = self.noise
-        if noise is None:
-            return {}
-        if not isinstance(noise, dict):
-            noise = {"gaussian": float(noise)}
-        unknown = set(noise) - set(NOISE_KINDS)
-        if unknown:
-            raise ValueError(
-                f"noise={self.noise!r} has unknown keys {sorted(unknown)}; use "
-                f"{NOISE_KINDS}."
-            )
-        gaussian = noise.get("gaussian", 0.0)
-        mask = noise.get("mask", 0.0)
-        if not isinstance(gaussian, Real) or not gaussian >= 0:
-            raise ValueError(f"noise['gaussian']={gaussian!r} must be a float >= 0.")
-        if not isinstance(mask, Real) or not 0 <= mask < 1:
-            raise ValueError(f"noise['mask']={mask!r} must be in [0, 1).")
-        return {kind: float(value) for kind, value in noise.items() if value}
-
-    def _batch_progress_bar(self, epoch, n_batches):
-        """Return a tqdm bar over one epoch's batches, or a silent stand-in."""
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return _NoProgress()
-        return tqdm(
-            total=n_batches,
-            desc=f"Epoch {epoch + 1}/{self.max_iter}",
-            unit="batch",
-            leave=False,
-        )
 
 
 class _TrainingData(NamedTuple):
@@ -1141,26 +1038,6 @@ class _Parts(NamedTuple):
     validation_weight: torch.Tensor | None
 
 
-class _NoProgress:
-    """Stands in for a progress bar when tqdm is missing."""
-
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _print_progress_line(line):
-    """Print a line without breaking a tqdm bar that may be on screen."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        print(line)
-    else:
-        tqdm.write(line, file=sys.stdout)
-
-
 def _is_fitted(name):
     """Whether an instance attribute is fitted state (public `x_` or private)."""
     return (name.endswith("_") and not name.startswith("__")) or name in (
@@ -1172,38 +1049,6 @@ def _is_fitted(name):
 def _copied(values):
     """Return a copy of a list, or None."""
     return None if values is None else list(values)
-
-
-def _check_same_architecture(fitted, architecture):
-    """Refuse to continue training a model whose shape has changed."""
-    for name, value in architecture.items():
-        if value != fitted[name] and name != "n_features":
-            raise ValueError(
-                f"{name}={value!r} differs from {fitted[name]!r}, the value the "
-                "model was built with: continuing training (warm_start=True or "
-                "partial_fit) needs the same architecture. Use fit with "
-                "warm_start=False to start afresh."
-            )
-
-
-def _check_weights(sample_weight, X):
-    """Return sample_weight as float32, refusing what cannot weigh a fit.
-
-    Checked here rather than left to the installed scikit-learn, whose checks
-    differ between versions (1.7 accepts all-zero weights).
-    """
-    weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
-    if not np.isfinite(weights).all():
-        raise ValueError("sample_weight contains NaN or infinity.")
-    if (weights < 0).any():
-        raise ValueError("Negative values in data passed to sample_weight.")
-    if not (weights > 0).any():
-        raise ValueError(
-            "sample_weight must have at least one non-zero entry; got all zeros."
-        )
-    if float(weights.max()) > _FLOAT32_MAX:
-        raise ValueError("sample_weight has values beyond the float32 range.")
-    return weights.astype(np.float32)
 
 
 def _new_split(n_samples, validation_size, generator):
@@ -1282,26 +1127,3 @@ def _to_tensor(X, device):
         # writes to X, but a private copy keeps the warning from reaching users.
         X = X.copy()
     return torch.from_numpy(X).to(device)
-
-
-def _finite(output, X):
-    """Return `output`, or raise if X was too large for the model to stay finite."""
-    if not np.isfinite(output).all():
-        raise ValueError(
-            "The model's output is not finite for this X (values up to "
-            f"{float(np.abs(X).max()):.3g} in magnitude): the network overflows "
-            "float32. Scale X as the training data was scaled."
-        )
-    return output
-
-
-def _check_float32_range(X):
-    """Raise if finite float64 X holds values that overflow float32."""
-    if X.dtype == np.float64 and X.size:
-        largest = max(abs(float(X.min())), abs(float(X.max())))
-        if largest > _FLOAT32_MAX:
-            raise ValueError(
-                f"X contains values up to {largest:.3g} in magnitude, beyond the "
-                f"float32 range ({_FLOAT32_MAX:.3g}) that skae computes in: "
-                "rescale X, e.g. with StandardScaler."
-            )

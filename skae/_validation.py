@@ -1,0 +1,188 @@
+"""Checks of MLPAutoencoder's parameters and data, raising before anything changes.
+
+Each function reads the estimator's parameters (never its fitted state) and
+either returns what the fit needs or raises a ValueError that names the
+parameter, its value and the rule.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils.validation import _check_sample_weight
+
+from skae._training import NOISE_KINDS
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Training squares X in float32 (the loss, PCA's covariance): larger values overflow.
+TRAINABLE_MAX = 1e15
+# hidden_layer_sizes="auto" adds a third hidden layer for codes up to this wide.
+AUTO_DEEP_MAX_COMPONENTS = 16
+# early_stopping="auto" holds out validation data from this many samples on.
+AUTO_VALIDATION_MIN = 1000
+
+
+def architecture(estimator, n_features, hidden_layer_sizes):
+    """Return what must stay the same for training to continue."""
+    return {
+        "n_features": n_features,
+        "hidden_layer_sizes": hidden_layer_sizes,
+        "n_components": estimator.n_components,
+        "activation": estimator.activation,
+        "latent_activation": estimator.latent_activation,
+        "output_activation": estimator.output_activation,
+        "init": resolved_init(estimator),
+    }
+
+
+def resolved_init(estimator):
+    """Return "pca" or "random", resolving "auto"."""
+    identity = estimator.latent_activation == estimator.output_activation == "identity"
+    if estimator.init == "auto":
+        return "pca" if identity else "random"
+    return estimator.init
+
+
+def check_hidden_layer_sizes(estimator):
+    """Return hidden_layer_sizes as a tuple of positive ints, or raise."""
+    sizes = estimator.hidden_layer_sizes
+    if isinstance(sizes, str) and sizes == "auto":
+        if estimator.n_components <= AUTO_DEEP_MAX_COMPONENTS:
+            return (512, 256, 128)
+        return (512, 256)
+    sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
+    for size in sizes:
+        if not isinstance(size, Integral) or isinstance(size, bool) or size < 1:
+            raise ValueError(
+                "hidden_layer_sizes must be positive integers, got "
+                f"hidden_layer_sizes={estimator.hidden_layer_sizes!r}."
+            )
+    return tuple(int(size) for size in sizes)
+
+
+def check_fit_params(estimator, X):
+    """Check the parameters that depend on the data."""
+    n_features = X.shape[1]
+    if estimator.n_components > n_features:
+        raise ValueError(
+            f"n_components={estimator.n_components} must be <= n_features={n_features}."
+        )
+    if estimator.init == "pca" and not (
+        estimator.latent_activation == estimator.output_activation == "identity"
+    ):
+        raise ValueError(
+            "init='pca' starts the model as PCA, which needs "
+            "latent_activation='identity' and output_activation='identity' "
+            f"(got {estimator.latent_activation!r} and "
+            f"{estimator.output_activation!r}); "
+            "use init='random' or init='auto'."
+        )
+    if estimator.loss == "binary_crossentropy":
+        if estimator.output_activation != "logistic":
+            raise ValueError(
+                "loss='binary_crossentropy' needs outputs in [0, 1]: set "
+                "output_activation='logistic' (got "
+                f"output_activation={estimator.output_activation!r})."
+            )
+        low, high = X.min(), X.max()
+        if low < 0 or high > 1:
+            raise ValueError(
+                "loss='binary_crossentropy' needs X in [0, 1], but X ranges "
+                f"over [{low:.4g}, {high:.4g}]: scale it (e.g. with "
+                "MinMaxScaler) or use loss='squared_error'."
+            )
+
+
+def early_stopping_on(estimator, n_samples):
+    """Resolve early_stopping="auto": on from AUTO_VALIDATION_MIN samples."""
+    if estimator.early_stopping == "auto":
+        return n_samples >= AUTO_VALIDATION_MIN
+    return bool(estimator.early_stopping)
+
+
+def validation_size(estimator, n_samples):
+    """Return the number of rows held out for early stopping, or raise."""
+    size = int(np.ceil(estimator.validation_fraction * n_samples))
+    if size < 1 or n_samples - size < 1:
+        raise ValueError(
+            f"early_stopping=True with validation_fraction="
+            f"{estimator.validation_fraction} needs at least one training and one "
+            f"validation sample; got n_samples={n_samples}."
+        )
+    return size
+
+
+def check_noise(estimator):
+    """Return the noise parameter as a dict (empty for none), or raise."""
+    noise = estimator.noise
+    if noise is None:
+        return {}
+    if not isinstance(noise, dict):
+        noise = {"gaussian": float(noise)}
+    unknown = set(noise) - set(NOISE_KINDS)
+    if unknown:
+        raise ValueError(
+            f"noise={estimator.noise!r} has unknown keys {sorted(unknown)}; use "
+            f"{NOISE_KINDS}."
+        )
+    gaussian = noise.get("gaussian", 0.0)
+    mask = noise.get("mask", 0.0)
+    if not isinstance(gaussian, Real) or not gaussian >= 0:
+        raise ValueError(f"noise['gaussian']={gaussian!r} must be a float >= 0.")
+    if not isinstance(mask, Real) or not 0 <= mask < 1:
+        raise ValueError(f"noise['mask']={mask!r} must be in [0, 1).")
+    return {kind: float(value) for kind, value in noise.items() if value}
+
+
+def check_same_architecture(fitted, architecture):
+    """Refuse to continue training a model whose shape has changed."""
+    for name, value in architecture.items():
+        if value != fitted[name] and name != "n_features":
+            raise ValueError(
+                f"{name}={value!r} differs from {fitted[name]!r}, the value the "
+                "model was built with: continuing training (warm_start=True or "
+                "partial_fit) needs the same architecture. Use fit with "
+                "warm_start=False to start afresh."
+            )
+
+
+def check_weights(sample_weight, X):
+    """Return sample_weight as float32, refusing what cannot weigh a fit.
+
+    Checked here rather than left to the installed scikit-learn, whose checks
+    differ between versions (1.7 accepts all-zero weights).
+    """
+    weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    if not np.isfinite(weights).all():
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if (weights < 0).any():
+        raise ValueError("Negative values in data passed to sample_weight.")
+    if not (weights > 0).any():
+        raise ValueError(
+            "sample_weight must have at least one non-zero entry; got all zeros."
+        )
+    if float(weights.max()) > FLOAT32_MAX:
+        raise ValueError("sample_weight has values beyond the float32 range.")
+    return weights.astype(np.float32)
+
+
+def check_finite_output(output, X):
+    """Return `output`, or raise if X was too large for the model to stay finite."""
+    if not np.isfinite(output).all():
+        raise ValueError(
+            "The model's output is not finite for this X (values up to "
+            f"{float(np.abs(X).max()):.3g} in magnitude): the network overflows "
+            "float32. Scale X as the training data was scaled."
+        )
+    return output
+
+
+def check_float32_range(X):
+    """Raise if finite float64 X holds values that overflow float32."""
+    if X.dtype == np.float64 and X.size:
+        largest = max(abs(float(X.min())), abs(float(X.max())))
+        if largest > FLOAT32_MAX:
+            raise ValueError(
+                f"X contains values up to {largest:.3g} in magnitude, beyond the "
+                f"float32 range ({FLOAT32_MAX:.3g}) that skae computes in: "
+                "rescale X, e.g. with StandardScaler."
+            )
