@@ -45,9 +45,9 @@ from skae._validation import (
     check_hidden_layer_sizes,
     check_noise,
     check_same_architecture,
+    check_validation_size,
     check_weights,
     early_stopping_on,
-    validation_size,
 )
 
 
@@ -469,7 +469,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         data = self._check_training_input(X, sample_weight, reset=False)
         check_same_architecture(state.architecture, data.architecture)
         plan = state.plan
-        held_out = validation_size(self, data.n_samples) if plan.validation_size else 0
+        held_out = (
+            check_validation_size(self, data.n_samples) if plan.validation_size else 0
+        )
         if held_out != plan.validation_size:
             raise ValueError(
                 "resume needs the training data of the interrupted fit: its "
@@ -507,7 +509,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         device = resolve_device(self.device)
         validation_size = 0
         if not incremental and early_stopping_on(self, data.n_samples):
-            validation_size = validation_size(self, data.n_samples)
+            validation_size = check_validation_size(self, data.n_samples)
 
         if previous is None:
             generator = make_generator(self.random_state)
@@ -604,7 +606,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         def end_epoch(record):
             nonlocal last_whole_epoch
-            state.checkcheck_finite_output(record, loss_scale)
+            state.check_finite(record, loss_scale)
             stop = state.end_epoch(record, scheduler)
             # Where Ctrl-C falls back to, and what a Checkpoint callback saves.
             last_whole_epoch = state.snapshot()

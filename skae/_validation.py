@@ -99,7 +99,7 @@ def early_stopping_on(estimator, n_samples):
     return bool(estimator.early_stopping)
 
 
-def validation_size(estimator, n_samples):
+def check_validation_size(estimator, n_samples):
     """Return the number of rows held out for early stopping, or raise."""
     size = int(np.ceil(estimator.validation_fraction * n_samples))
     if size < 1 or n_samples - size < 1:
