@@ -24,6 +24,7 @@ from sklearn.utils.validation import (
 from skae._modules import ACTIVATIONS
 from skae._persistence import save_model
 from skae._progress import batch_progress_bar, report_epoch
+from skae._selection import beats_pca
 from skae._state import Diverged, Plan, StoppingRule, TrainingState
 from skae._torch_utils import make_generator, resolve_device
 from skae._training import (
@@ -587,7 +588,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             parts.validation_weight,
         )
         stopping.candidate(score, state.modules)
-        stopping.pca_start_best = previous is None
+        stopping.pca_candidate = stopping.pca_start_best = previous is None
 
     def _train(self, state, parts, data, *, scheduler, n_epochs, resumable):
         """Run the epochs on `state`, then commit it as the fitted model.
@@ -671,17 +672,18 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         except BaseException:
             self._restore_attributes(before)
             raise
-        stopped = state.stopping.stopped
-        if state.stopping.pca_start_best:
-            # No epoch beat the PCA start, which was fitted on the training
-            # rows only: return PCA of all the rows, as PCA().fit(X) would.
+        stopping = state.stopping
+        state.finish()
+        if stopping.pca_candidate and not (
+            not stopping.pca_start_best
+            and beats_pca(state.encoder, state.decoder, *parts)[0]
+        ):
+            # No epoch beat the PCA start (of the training rows) beyond noise
+            # on the held-out rows: return PCA of all the rows, as PCA().fit(X).
             weight = None if data.weight is None else data.weight.to(state.device)
-            state.finish()
             state.restart_from_pca(_to_tensor(data.X, state.device), weight)
-        else:
-            state.finish()
         self._publish(state, data.features)
-        if resumable and not stopped:
+        if resumable and not stopping.stopped:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",

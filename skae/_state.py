@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from skae._modules import (
+    LinearResidual,
     build_autoencoder,
     pca_basis,
     pca_linear_paths,
@@ -104,7 +105,8 @@ class StoppingRule:
         self.best_score = -math.inf
         self.best_loss = math.inf
         self.best_state = None
-        # Whether the best candidate is still the untrained PCA start.
+        # Whether the PCA start was a candidate, and whether it is still the best.
+        self.pca_candidate = False
         self.pca_start_best = False
         self.no_improvement = 0
         self.stopped = False
@@ -116,6 +118,7 @@ class StoppingRule:
             "best_score": self.best_score,
             "best_loss": self.best_loss,
             "no_improvement": self.no_improvement,
+            "pca_candidate": self.pca_candidate,
             "pca_start_best": self.pca_start_best,
             "best_state": self.best_state,
         }
@@ -125,6 +128,7 @@ class StoppingRule:
         self.best_score = state["best_score"]
         self.best_loss = state["best_loss"]
         self.no_improvement = state["no_improvement"]
+        self.pca_candidate = bool(state.get("pca_candidate", False))
         self.pca_start_best = bool(state.get("pca_start_best", False))
         self.best_state = state["best_state"]
 
@@ -304,6 +308,13 @@ class TrainingState:
         """
         basis = pca_basis(X, self.architecture["n_components"], sample_weight)
         set_pca_paths(*pca_linear_paths(self.encoder, self.decoder), *basis)
+        for module in self.modules:
+            if isinstance(module, LinearResidual):
+                # The trained correction is silenced: its last layer at zero, as
+                # at the start.
+                with torch.no_grad():
+                    module.correction[-1].weight.zero_()
+                    module.correction[-1].bias.zero_()
 
     def finish(self):
         """End the run: keep the best epoch's weights and forget the plan."""
@@ -414,6 +425,7 @@ class TrainingState:
                 "best_score": float(stopping["best_score"]),
                 "best_loss": float(stopping["best_loss"]),
                 "no_improvement": int(stopping["no_improvement"]),
+                "pca_candidate": bool(stopping["pca_candidate"]),
                 "pca_start_best": bool(stopping["pca_start_best"]),
             }
             stopping["has_best_state"] = best_state is not None
