@@ -90,7 +90,7 @@ def _table(header, rows):
 def _quality_table():
     # The verdicts and the summary are README.md's, from the same results.
     sys.path.insert(0, str(ROOT / "scripts"))
-    from readme_tables import quality_summary, quality_verdict
+    from readme_tables import machine_line, quality_summary, quality_verdict
 
     results = json.loads((RESULTS / "quality.json").read_text())
     machine = results["machine"]
@@ -109,14 +109,11 @@ def _quality_table():
     ]
     header = ["data", "k", "PCA MSE", "AE MSE", "AE / PCA", "target", "PCA s", "AE s"]
     return (
-        f"Measured {machine['date']} with ``python bench/quality.py`` on "
-        f"{machine['platform']} ({machine['cpu_count']} cores, "
-        f"{machine['cpu_capability']}, {machine['torch_threads']} threads), "
-        f"torch {machine['torch']}, scikit-learn {machine['sklearn']}.\n\n"
+        machine_line(machine, "bench/quality.py").replace("`", "``")
+        + "\n\nMSE: mean squared reconstruction error per pixel on the test images; "
+        "s: seconds to fit; AE: the default ``MLPAutoencoder``.\n\n"
         + _table(header, rows)
-        + "\n"
-        + quality_summary(results)
-        + "\n"
+        + "".join(f"\n- {item}\n" for item in quality_summary(results))
     )
 
 

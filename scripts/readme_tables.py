@@ -44,10 +44,10 @@ def machine_line(machine, script):
 
 
 def quality_verdict(row):
-    """Return "≤ 0.5, met" or "≤ 0.5, missed" for a row with a target, else ""."""
+    """Return "≤ 0.5: met" or "≤ 0.5: missed" for a row with a target, else ""."""
     if row["goal"] is None:
         return ""
-    return f"≤ {row['goal']}, {'met' if row['ratio'] <= row['goal'] else 'missed'}"
+    return f"≤ {row['goal']}: {'met' if row['ratio'] <= row['goal'] else 'missed'}"
 
 
 def _widths(ks):
@@ -58,8 +58,8 @@ def _widths(ks):
 
 
 def quality_summary(results):
-    """Return what the quality results say, per dataset, in plain sentences."""
-    sentences = []
+    """Return what the quality results say, as a list of one item per dataset."""
+    items = []
     datasets = dict.fromkeys(row["dataset"] for row in results["rows"])
     for dataset in datasets:
         rows = [row for row in results["rows"] if row["dataset"] == dataset]
@@ -72,13 +72,14 @@ def quality_summary(results):
             where = f"below PCA's at every width, level with it at {_widths(level)}"
         else:
             where = "below PCA's at every width measured"
-        sentences.append(
+        sentences = [
             f"On {dataset} ({rows[0]['n_train']:,} training and "
             f"{rows[0]['n_test']:,} test images) the autoencoder's test error is "
             f"{min(ratios):.3f} to {max(ratios):.3f} times PCA's: {where}."
-        )
+        ]
         targeted = [row for row in rows if row["goal"] is not None]
         if not targeted:
+            items.append(" ".join(sentences))
             continue
         goals = {}
         for row in targeted:
@@ -96,16 +97,18 @@ def quality_summary(results):
             f"There we aim for an error of at most {aims} (the target column); "
             f"this run {verdict}."
         )
-    return " ".join(sentences)
+        items.append(" ".join(sentences))
+    return items
 
 
 def quality_table(results):
     """Return the README section of bench/results/quality.json."""
     lines = [
         machine_line(results["machine"], "bench/quality.py"),
+        "MSE: mean squared reconstruction error per pixel on the test images; "
+        "s: seconds to fit; AE: the default `MLPAutoencoder`.",
         "",
-        "| data | k | PCA test MSE | autoencoder test MSE | AE / PCA | target "
-        "| PCA fit s | autoencoder fit s |",
+        "| data | k | PCA MSE | AE MSE | AE / PCA | target | PCA s | AE s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in results["rows"]:
@@ -115,7 +118,8 @@ def quality_table(results):
             f"| {quality_verdict(row)} | {row['pca_fit_seconds']:.1f} "
             f"| {row['autoencoder_fit_seconds']:.1f} |"
         )
-    return "\n".join([*lines, "", quality_summary(results)]) + "\n"
+    summary = [f"- {item}" for item in quality_summary(results)]
+    return "\n".join([*lines, "", *summary]) + "\n"
 
 
 def speed_table(results):
