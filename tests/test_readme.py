@@ -105,3 +105,12 @@ def test_the_tracker_word_check_catches_them():
     for text in ["the issue's goal", "measured in issue 5", "as the brief says"]:
         assert TRACKER_WORDS.search(text)
     assert not TRACKER_WORDS.search("onnxruntime.InferenceSession(path)")
+
+
+def test_readme_links_lead_somewhere():
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#]+)\)", text)
+    local = [target for target in targets if "://" not in target]
+    assert local, "README links to none of the docs"
+    missing = [target for target in local if not (ROOT / target).exists()]
+    assert not missing, missing
