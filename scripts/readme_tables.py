@@ -123,12 +123,29 @@ def quality_table(results):
 
 
 def speed_table(results):
-    """Return the README section of bench/results/speed.json.
-
-    Empty for now: bench/speed.py is getting a new layout (warm-up,
-    interleaved rows, best of N), and this table will be written for it.
-    """
-    return ""
+    """Return the README section of bench/results/speed.json."""
+    machine = results["machine"]
+    flags = ", ".join(machine.get("cpu_flags", [])) or "not recorded"
+    gflops = results["matmul_gflops"]
+    lines = [
+        machine_line(machine, "bench/speed.py"),
+        f"CPU flags: {flags}; matmul {gflops['fp32']:.0f} GFLOP/s in float32, "
+        f"{gflops['bf16']:.1f} in bfloat16. Each row: a warm-up run, then the "
+        f"best of {results.get('rounds', 1)} runs interleaved with the others, "
+        f"{results['epochs']} epochs on {results['data']}.",
+        "",
+        "| | samples/s | x chapter loop | % of matmul limit |",
+        "|---|---|---|---|",
+    ]
+    for row in results["rows"]:
+        percent = row["percent_of_limit"]
+        note = f" ({row['note']})" if row["note"] else ""
+        lines.append(
+            f"| {row['name']}{note} | {row['samples_per_s']:,.0f} "
+            f"| {row['ratio_to_chapter']:.2f} "
+            f"| {'' if percent is None else f'{percent:.0f}%'} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # Section name -> (results file under bench/results/, function rendering it).
