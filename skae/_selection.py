@@ -23,7 +23,8 @@ def beats_pca(encoder, decoder, X, sample_weight, X_validation, validation_weigh
 
     Returns (decision, statistics): the weighted mean of the per-row
     differences of mean squared error (model minus PCA, so negative favours
-    the model), its standard error, and the number of validation rows.
+    the model), its standard error, the number of validation rows, and PCA's
+    validation score (negative mean squared error).
     """
     n_components = encoder(X_validation[:1]).shape[1]
     if sample_weight is not None:
@@ -37,6 +38,7 @@ def beats_pca(encoder, decoder, X, sample_weight, X_validation, validation_weigh
         pca_output = centred @ components.T @ components + mean
         pca_errors = _row_errors(pca_output, X_validation)
     differences = (model_errors - pca_errors).double()
+    pca_squared = pca_errors.double()
     n_rows = differences.shape[0]
     if validation_weight is None:
         weights = torch.ones_like(differences)
@@ -44,11 +46,13 @@ def beats_pca(encoder, decoder, X, sample_weight, X_validation, validation_weigh
         weights = validation_weight.to(differences)
     weights = weights / weights.sum()
     average = float((weights * differences).sum())
+    pca_score = -float((weights * pca_squared).sum())
     if n_rows < 2:
         return False, {
             "mean_difference": average,
             "standard_error": math.inf,
             "n_rows": n_rows,
+            "pca_score": pca_score,
         }
     variance = float((weights * (differences - average) ** 2).sum())
     # The effective number of rows of a weighted mean (Kish).
@@ -59,6 +63,7 @@ def beats_pca(encoder, decoder, X, sample_weight, X_validation, validation_weigh
         "mean_difference": average,
         "standard_error": standard_error,
         "n_rows": n_rows,
+        "pca_score": pca_score,
     }
 
 

@@ -67,6 +67,10 @@ class Plan:
     split_seed: int | None = None
     split_rng_state: torch.Tensor | None = None
     scheduler: dict | None = None
+    # The training parameters and a digest of the data the fit ran with, so that
+    # resume refuses to finish it with others.
+    params: dict | None = None
+    data_digest: str | None = None
 
     def split_generator(self):
         """Return the generator that draws this plan's validation split, or None."""
@@ -120,6 +124,7 @@ class StoppingRule:
             "no_improvement": self.no_improvement,
             "pca_candidate": self.pca_candidate,
             "pca_start_best": self.pca_start_best,
+            "stopped": self.stopped,
             "best_state": self.best_state,
         }
 
@@ -130,6 +135,7 @@ class StoppingRule:
         self.no_improvement = state["no_improvement"]
         self.pca_candidate = bool(state.get("pca_candidate", False))
         self.pca_start_best = bool(state.get("pca_start_best", False))
+        self.stopped = bool(state.get("stopped", False))
         self.best_state = state["best_state"]
 
     def candidate(self, score, modules):
@@ -427,6 +433,7 @@ class TrainingState:
                 "no_improvement": int(stopping["no_improvement"]),
                 "pca_candidate": bool(stopping["pca_candidate"]),
                 "pca_start_best": bool(stopping["pca_start_best"]),
+                "stopped": bool(stopping["stopped"]),
             }
             stopping["has_best_state"] = best_state is not None
             stopping["early_stopping"] = bool(self.stopping.early_stopping)
@@ -437,6 +444,8 @@ class TrainingState:
                 "validation_size": int(plan.validation_size),
                 "split_seed": plan.split_seed,
                 "scheduler": plan.scheduler,
+                "params": plan.params,
+                "data_digest": plan.data_digest,
                 "stopping": stopping,
             }
             if plan.validation_size:
@@ -547,6 +556,8 @@ class TrainingState:
             split_seed=split_seed,
             split_rng_state=split_rng_state,
             scheduler=unfinished["scheduler"],
+            params=_optional(unfinished.get("params"), dict, "params"),
+            data_digest=_optional(unfinished.get("data_digest"), str, "data_digest"),
         )
         if state.plan.last_epoch < state.history.n_iter:
             raise ValueError("the plan ends before the epochs already run.")
@@ -735,3 +746,10 @@ def _rng_state(tensor, name):
 def _is_number(value):
     """Whether a JSON value is a number (not a bool)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _optional(value, kind, name):
+    """Return `value` if it is None or a `kind`, else raise ValueError."""
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"{name} should be a {kind.__name__}, got {value!r}.")
+    return value
