@@ -56,7 +56,7 @@ _LIST_ATTRIBUTES = ("loss_curve_", "validation_scores_", "validation_loss_curve_
 
 
 class ModelFileError(ValueError):
-    """A file that `skae.load` refuses: not a skae model, or not a valid one.
+    """A file that `skae.load` refuses: not a skae model, not a valid one, or damaged.
 
     A subclass of ValueError, so ``except ValueError`` catches it too. Its
     message names the file and what is wrong with it.
