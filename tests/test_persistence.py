@@ -14,7 +14,7 @@ from numpy.testing import assert_array_equal
 
 import skae
 from skae import MLPAutoencoder, ModelFileError
-from skae._persistence import _atomic_write
+from skae._persistence import _atomic_write, _with_digest
 from skae.callbacks import Checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -63,12 +63,17 @@ def read_header(path):
 
 
 def rewrite_metadata(path, change):
-    """Load a file's tensors and metadata, let `change` edit them, write it back."""
+    """Load a file's tensors and metadata, let `change` edit them, write it back.
+
+    The file gets a digest of what it then holds, as a file edited on purpose
+    could: the checks after the digest's must refuse it.
+    """
     header, _ = read_header(path)
     metadata = json.loads(header["__metadata__"]["skae"])
     tensors = safetensors.torch.load_file(path)
     change(metadata, tensors)
-    safetensors.torch.save_file(tensors, path, metadata={"skae": json.dumps(metadata)})
+    data = safetensors.torch.save(tensors, metadata={"skae": json.dumps(metadata)})
+    _atomic_write(path, *_with_digest(data, path))
 
 
 # Round trips
