@@ -118,6 +118,9 @@ def _quality_table():
 
 
 def _speed_table():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import speed_method
+
     results = json.loads((RESULTS / "speed.json").read_text())
     machine = results["machine"]
     rows = []
@@ -142,9 +145,8 @@ def _speed_table():
         f"({machine['cpu_capability']}, {machine['torch_threads']} threads; CPU "
         f"flags {', '.join(machine.get('cpu_flags', [])) or 'not recorded'}), "
         f"torch {machine['torch']}; fp32 matmul {gflops['fp32']:.0f} GFLOP/s, "
-        f"bf16 {gflops['bf16']:.1f} GFLOP/s; {results['epochs']} epochs; each "
-        f"training row the best of {results.get('rounds', 1)} runs interleaved "
-        "with the others, after a warm-up run.\n\n"
+        f"bf16 {gflops['bf16']:.1f} GFLOP/s; {results['epochs']} epochs. "
+        f"{speed_method(results)}.\n\n"
         + _table(["", "samples/s", "x chapter loop", "% of limit"], rows)
         + f"\nTime per epoch, chapter's model: {scaling}.\n"
         + (

@@ -122,6 +122,19 @@ def quality_table(results):
     return "\n".join([*lines, "", *summary]) + "\n"
 
 
+def speed_method(results):
+    """Say how speed.json's training rows were timed."""
+    if "rounds" not in results:
+        return (
+            "Each training row a single run, neither warmed up nor interleaved "
+            "(written by an earlier bench/speed.py)"
+        )
+    return (
+        f"Each training row: a warm-up run, then the best of {results['rounds']} "
+        "runs interleaved with the others"
+    )
+
+
 def speed_table(results):
     """Return the README section of bench/results/speed.json."""
     machine = results["machine"]
@@ -130,8 +143,7 @@ def speed_table(results):
     lines = [
         machine_line(machine, "bench/speed.py"),
         f"CPU flags: {flags}; matmul {gflops['fp32']:.0f} GFLOP/s in float32, "
-        f"{gflops['bf16']:.1f} in bfloat16. Each row: a warm-up run, then the "
-        f"best of {results.get('rounds', 1)} runs interleaved with the others, "
+        f"{gflops['bf16']:.1f} in bfloat16. {speed_method(results)}, "
         f"{results['epochs']} epochs on {results['data']}.",
         "",
         "| | samples/s | x chapter loop | % of matmul limit |",
