@@ -40,25 +40,12 @@ import skae
 import skae._persistence
 from skae import MLPAutoencoder
 
-from common import machine, timed, write_results
+from common import cpu_flags, machine, timed, write_results
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 HASH_FLAGS = ("sha_ni", "avx2", "avx512f", "vaes", "vpclmulqdq", "sha2", "sha256")
 LOAD_GOAL = 1.10  # the issue's: loading may slow down by ~10% at most
-
-
-def cpu_flags():
-    """Return the CPU's flags that fast hashing uses (Linux; [] elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags.update(line.split(":", 1)[1].split())
-    return sorted(flags.intersection(HASH_FLAGS))
 
 
 def hash_speeds(size=100 * 2**20, repeats=3):
@@ -124,7 +111,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     load_average = os.getloadavg()[0]  # other work on the machine skews timings
-    flags = cpu_flags()
+    flags = cpu_flags(HASH_FLAGS)
     print(f"CPU flags for hashing: {' '.join(flags) or 'none'}; {ssl.OPENSSL_VERSION}")
     speeds = hash_speeds()
     for name, speed in speeds.items():
