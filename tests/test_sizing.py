@@ -340,3 +340,81 @@ def test_load_refuses_a_malformed_search_record(tmp_path):
     _persistence.save_model(ae, path)
     with pytest.raises(skae.ModelFileError, match="n_components_search_ should list"):
         skae.load(path)
+
+
+# skae compare --variance
+
+
+def run_compare(tmp_path, *args):
+    from skae._cli import main
+
+    out = tmp_path / "report"
+    fast = ["--max-iter", "2", "--train-size", "300", "--test-size", "100"]
+    return main(["compare", *args, *fast, "--out", str(out), "--no-progress"]), out
+
+
+def test_compare_variance_reports_both_widths(tmp_path, capsys):
+    import json
+
+    status, out = run_compare(tmp_path, "--variance", "0.5", "0.7")
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "AE/PCA" in printed and "search s" in printed
+    assert {p.name for p in out.iterdir()} == {
+        "variance_vs_components.png",
+        "results.json",
+        "report.md",
+    }
+    assert (out / "variance_vs_components.png").read_bytes()[:4] == b"\x89PNG"
+    results = json.loads((out / "results.json").read_text())
+    assert results["results"] == []
+    rows = {row["fraction"]: row for row in results["variance"]}
+    assert set(rows) == {0.5, 0.7}
+    from skae.datasets import load_mnist_sample
+
+    # PCA's width is the one PCA(n_components=fraction) keeps on the same rows.
+    X, y = load_mnist_sample()
+    from sklearn.model_selection import train_test_split
+
+    X_train = train_test_split(X, y, test_size=100, random_state=0, stratify=y)[0]
+    keep = np.sort(np.random.RandomState(0).permutation(len(X_train))[:300])
+    for fraction, row in rows.items():
+        pca = PCA(n_components=fraction).fit(X_train[keep])
+        assert row["pca_n_components"] == pca.n_components_
+        assert 1 <= row["autoencoder_n_components"] <= row["pca_n_components"]
+        assert row["search_fits"] == len(row["search"]) >= 1
+        assert row["search_seconds"] > 0
+    report = (out / "report.md").read_text()
+    assert "AE/PCA" in report and "variance_vs_components.png" in report
+
+
+def test_compare_variance_with_widths_runs_both(tmp_path):
+    import json
+
+    status, out = run_compare(tmp_path, "--variance", "0.5", "--n-components", "2")
+    assert status == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["results"]) == 2 and len(results["variance"]) == 1
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "0.0 must be a fraction strictly between 0 and 1"),
+        ("1", "1.0 must be a fraction strictly between 0 and 1"),
+        ("1.5", "1.5 must be a fraction"),
+        ("-0.1", "-0.1 must be a fraction"),
+        ("most", "'most' is not a number"),
+        ("nan", "nan must be a fraction"),
+    ],
+)
+def test_compare_refuses_bad_fractions_before_training(
+    tmp_path, capsys, value, message
+):
+    with pytest.raises(SystemExit) as exit_info:
+        run_compare(tmp_path, "--variance", "0.9", value)
+    assert exit_info.value.code == 2
+    printed = capsys.readouterr()
+    assert message in printed.err
+    assert "Epoch" not in printed.out
+    assert list(tmp_path.iterdir()) == []
