@@ -18,7 +18,10 @@ import torch
 from sklearn.base import clone
 
 from skae._validation import early_stopping_on
-from skae.metrics import _explained_variance_of
+from skae.metrics import _fraction_explained, _row_sums
+
+# Rows reconstructed at a time when measuring the explained variance of a fit.
+MEASURED_ROWS = 8192
 
 
 def is_fraction(n_components):
@@ -55,13 +58,27 @@ def held_out_rows(estimator, n_samples):
 def measured_explained_variance(estimator, X, weights):
     """Return the explained variance of a model just fitted on validated X.
 
-    Measured on the rows early stopping held out, else on every training row.
+    Measured on the rows early stopping held out, else on every training row,
+    a chunk at a time: X may be a memory map larger than memory.
     """
     rows = held_out_rows(estimator, X.shape[0])
     if rows is not None:
         X = X[rows]
         weights = None if weights is None else weights[rows]
-    return _explained_variance_of(X, estimator._reconstruct(X), weights=weights)
+    if weights is None:
+        mean = X.mean(axis=0, dtype=np.float64)
+    else:
+        mean = (weights @ X) / weights.sum()
+    residual = total = 0.0
+    for start in range(0, X.shape[0], MEASURED_ROWS):
+        part = X[start : start + MEASURED_ROWS]
+        part_weights = (
+            None if weights is None else weights[start : start + MEASURED_ROWS]
+        )
+        squares = np.square(part - estimator._reconstruct(part), dtype=np.float64)
+        residual += _row_sums(squares, part_weights)
+        total += _row_sums(np.square(part - mean, dtype=np.float64), part_weights)
+    return _fraction_explained(residual, total)
 
 
 def fit_by_variance(estimator, X, sample_weight):

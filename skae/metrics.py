@@ -118,6 +118,11 @@ def _explained_variance_of(X, X_reconstructed, *, mean=None, weights=None):
         mean = np.average(X, axis=0, weights=weights)
     residual = _row_sums(np.square(X - X_reconstructed, dtype=np.float64), weights)
     total = _row_sums(np.square(X - mean, dtype=np.float64), weights)
+    return _fraction_explained(residual, total)
+
+
+def _fraction_explained(residual, total):
+    """Return 1 - residual / total; r2_score's 1.0 or 0.0 when total is 0."""
     if total == 0:
         return 1.0 if residual == 0 else 0.0
     return float(1.0 - residual / total)

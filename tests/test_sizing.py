@@ -132,6 +132,19 @@ def test_score_is_measured_on_the_held_out_rows(early_stopping):
     assert_allclose(ae.explained_variance_score_, from_score, rtol=1e-4)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_score_is_the_same_measured_a_chunk_at_a_time(monkeypatch, weighted):
+    from skae import _sizing
+
+    X = low_rank()
+    weights = np.random.RandomState(2).rand(X.shape[0]) if weighted else None
+    ae = small(3).fit(X, sample_weight=weights)
+    monkeypatch.setattr(_sizing, "MEASURED_ROWS", 7)
+    chunked = _sizing.measured_explained_variance(ae, X, weights)
+    assert_allclose(chunked, explained_variance(ae, X, sample_weight=weights))
+    assert_allclose(chunked, ae.explained_variance_score_)
+
+
 def test_partial_fit_leaves_no_score():
     X = low_rank()
     ae = small(3).fit(X)
