@@ -19,6 +19,7 @@ Writes ``sizing.json`` (the table, with the date, machine and versions).
 """
 
 import argparse
+import os
 import warnings
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import MLPAutoencoder
+from skae import MLPAutoencoder, _sizing
 from skae.datasets import load_fashion_mnist
 from skae.metrics import explained_variance
 
@@ -45,6 +46,23 @@ def pca_test_width(X_test, fraction):
     return int(PCA(n_components=fraction, svd_solver="full").fit(X_test).n_components_)
 
 
+def pca_held_out_width(ae, X_train, fraction):
+    """PCA's width for `fraction` on the rows the autoencoder's search measured on.
+
+    PCA is fitted on the other training rows: the search's own upper bound, and
+    the like-for-like comparison with the autoencoder's width.
+    """
+    rows = _sizing.held_out_rows(ae, X_train.shape[0])
+    if rows is None:
+        return int(
+            PCA(n_components=fraction, svd_solver="full").fit(X_train).n_components_
+        )
+    keep = np.ones(X_train.shape[0], dtype=bool)
+    keep[rows] = False
+    curve = _sizing._pca_explained(X_train[keep], None, X_train[rows], None)
+    return _sizing._width_for(curve, fraction)
+
+
 def run(fraction, X_train, X_test, random_state):
     """Size PCA and the autoencoder for one fraction; return the row."""
     pca = PCA(n_components=fraction, svd_solver="full")
@@ -57,6 +75,7 @@ def run(fraction, X_train, X_test, random_state):
         "n_train": int(X_train.shape[0]),
         "n_test": int(X_test.shape[0]),
         "pca_n_components": int(pca.n_components_),
+        "pca_held_out_n_components": pca_held_out_width(ae, X_train, fraction),
         "pca_test_n_components": pca_test_width(X_test, fraction),
         "pca_test_explained_variance": explained_variance(pca, X_test),
         "pca_fit_seconds": pca_seconds,
@@ -113,6 +132,8 @@ def main(argv=None):
         f"{'fraction':>8}{'PCA':>6}{'PCA@te':>7}{'AE':>5}{'AE val':>9}"
         f"{'AE test':>9}  {'goal':<7}{'fits':>5}{'seconds':>9}"
     )
+    # Other work on the same cores slows the fits: the seconds say so with this.
+    load_before = os.getloadavg()[0]
     rows = []
     for fraction in args.fractions:
         rows.append(run(fraction, X_train, X_test, args.random_state))
@@ -125,6 +146,7 @@ def main(argv=None):
                 "n_train": int(X_train.shape[0]),
                 "n_train_available": 60000,
                 "random_state": args.random_state,
+                "load_average_1min": [load_before, os.getloadavg()[0]],
                 "fractions": args.fractions,
                 "rows": rows,
             },

@@ -232,6 +232,7 @@ def _sizing_table():
         [
             row["fraction"],
             row["pca_n_components"],
+            row.get("pca_held_out_n_components", ""),
             row["pca_test_n_components"],
             row["autoencoder_n_components"],
             "" if row["goal_n_components"] is None else f"≤ {row['goal_n_components']}",
@@ -246,6 +247,7 @@ def _sizing_table():
     header = [
         "fraction",
         "PCA n",
+        "PCA n (held-out)",
         "PCA n (test)",
         "AE n",
         "goal",
@@ -266,7 +268,14 @@ def _sizing_table():
         f"Measured {machine['date']} with ``python bench/sizing.py`` on "
         f"{machine['platform']}, {machine['cpu_count']} cores ({flags}), torch "
         f"{machine['torch']}, scikit-learn {machine['sklearn']}; Fashion-MNIST, "
-        f"fitted on {subset}, tested on the 10,000 test images.\n\n"
+        f"fitted on {subset}, tested on the 10,000 test images."
+        + (
+            f" Load average {load[0]:.1f} before and {load[1]:.1f} after, from "
+            "other work on the same cores."
+            if (load := results.get("load_average_1min"))
+            else ""
+        )
+        + "\n\n"
         + _table(header, rows)
     )
 
