@@ -49,19 +49,21 @@ def machine():
     }
 
 
-def cpu_flags():
-    """The CPU's AVX-512 and AMX flags (Linux): whether bf16 is native here."""
+def cpu_flags(prefixes=("avx2", "avx512", "amx")):
+    """Return the CPU's flags that start with one of `prefixes` (Linux; [] elsewhere).
+
+    By default the AVX-512 and AMX flags: whether bf16 is native here.
+    """
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return []
     flags = set()
     for line in text.splitlines():
-        if line.startswith("flags"):
+        if line.startswith(("flags", "Features")):
             flags.update(line.split(":", 1)[1].split())
             break
-    wanted = ("avx2", "avx512", "amx")
-    return sorted(flag for flag in flags if flag.startswith(wanted))
+    return sorted(flag for flag in flags if flag.startswith(tuple(prefixes)))
 
 
 def interleaved_best(contenders, rounds):

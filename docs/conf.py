@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -72,7 +73,8 @@ os.environ.setdefault("SKAE_EXAMPLES_FAST", "1")
 
 # Tables generated from the benchmarks' JSON results, so that the pages show
 # exactly what the last `make bench` measured.
-RESULTS = Path(__file__).parents[1] / "bench" / "results"
+ROOT = Path(__file__).parents[1]
+RESULTS = ROOT / "bench" / "results"
 GENERATED = Path(__file__).parent / "_generated"
 
 
@@ -86,6 +88,10 @@ def _table(header, rows):
 
 
 def _quality_table():
+    # The verdicts and the summary are README.md's, from the same results.
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import machine_line, quality_summary, quality_verdict
+
     results = json.loads((RESULTS / "quality.json").read_text())
     machine = results["machine"]
     rows = [
@@ -95,22 +101,26 @@ def _quality_table():
             f"{row['pca_mse']:.5f}",
             f"{row['autoencoder_mse']:.5f}",
             f"{row['ratio']:.3f}",
-            "" if row["goal"] is None else f"≤ {row['goal']}",
+            quality_verdict(row),
             f"{row['pca_fit_seconds']:.1f}",
             f"{row['autoencoder_fit_seconds']:.1f}",
         ]
         for row in results["rows"]
     ]
-    header = ["data", "k", "PCA MSE", "AE MSE", "AE / PCA", "goal", "PCA s", "AE s"]
+    header = ["data", "k", "PCA MSE", "AE MSE", "AE / PCA", "target", "PCA s", "AE s"]
     return (
-        f"Measured {machine['date']} on {machine['platform']} "
-        f"({machine['cpu_capability']}, {machine['torch_threads']} threads), "
-        f"torch {machine['torch']}, scikit-learn {machine['sklearn']}.\n\n"
+        machine_line(machine, "bench/quality.py").replace("`", "``")
+        + "\n\nMSE: mean squared reconstruction error per pixel on the test images; "
+        "s: seconds to fit; AE: the default ``MLPAutoencoder``.\n\n"
         + _table(header, rows)
+        + "".join(f"\n- {item}\n" for item in quality_summary(results))
     )
 
 
 def _speed_table():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import speed_method
+
     results = json.loads((RESULTS / "speed.json").read_text())
     machine = results["machine"]
     rows = []
@@ -132,9 +142,11 @@ def _speed_table():
     gflops = results["matmul_gflops"]
     return (
         f"Measured {machine['date']} on {machine['platform']} "
-        f"({machine['cpu_capability']}, {machine['torch_threads']} threads), torch "
-        f"{machine['torch']}; fp32 matmul {gflops['fp32']:.0f} GFLOP/s, bf16 "
-        f"{gflops['bf16']:.1f} GFLOP/s; {results['epochs']} epochs.\n\n"
+        f"({machine['cpu_capability']}, {machine['torch_threads']} threads; CPU "
+        f"flags {', '.join(machine.get('cpu_flags', [])) or 'not recorded'}), "
+        f"torch {machine['torch']}; fp32 matmul {gflops['fp32']:.0f} GFLOP/s, "
+        f"bf16 {gflops['bf16']:.1f} GFLOP/s; {results['epochs']} epochs. "
+        f"{speed_method(results)}.\n\n"
         + _table(["", "samples/s", "x chapter loop", "% of limit"], rows)
         + f"\nTime per epoch, chapter's model: {scaling}.\n"
         + (
@@ -161,8 +173,9 @@ def _dask_table():
     ]
     memmap = results["memmap_partial_fit"]
     return (
-        f"Measured {results['date']} with ``python bench/dask_scale.py`` on a "
-        "2-core machine; transform of the chapter's model, rows/s:\n\n"
+        f"Measured {results['date']} with ``python bench/dask_scale.py``, on one "
+        "and on two local worker processes; transform of the chapter's model, "
+        "rows/s:\n\n"
         + _table(["model shipped", "1 worker", "2 workers", "ratio"], rows)
         + f"\nOne partial_fit pass over a {memmap['file_mb']:.0f} MB memmap in "
         f"{memmap['chunk_mb']:.0f} MB chunks peaked at "
@@ -280,12 +293,69 @@ def _sizing_table():
     )
 
 
+def _onnx_one_row():
+    """Return the single-row and largest-batch speed-ups as a sentence."""
+    results = json.loads((RESULTS / "onnx.json").read_text())
+    seconds = {
+        (row["model"], row["runtime"], row["batch_size"]): row["seconds_per_call"]
+        for row in results["rows"]
+    }
+    largest = max(key[2] for key in seconds)
+    one, many = [], []
+    for model in ("chapter", "defaults"):
+        one.append((seconds[model, "skae", 1], seconds[model, "onnxruntime", 1]))
+        many.append(
+            seconds[model, "skae", largest] / seconds[model, "onnxruntime", largest]
+        )
+    speedups = [own / served for own, served in one]
+    return (
+        "On one row, what a serving endpoint sees, onnxruntime answered "
+        f"{min(speedups):.1f} to {max(speedups):.1f} times sooner than "
+        f"``transform`` ({min(s for _, s in one) * 1e6:.0f} to "
+        f"{max(s for _, s in one) * 1e6:.0f} µs against "
+        f"{min(s for s, _ in one) * 1e6:.0f} to {max(s for s, _ in one) * 1e6:.0f} "
+        f"µs for the two autoencoders); on {largest:,} rows it was "
+        f"{min(many):.2f} to {max(many):.2f} times as fast.\n"
+    )
+
+
+def _never_worse_table():
+    results = json.loads((RESULTS / "never_worse.json").read_text())
+    machine = results["machine"]
+    groups = {}
+    for row in results["rows"]:
+        groups.setdefault((row["data"], row["n_components"]), []).append(row)
+    rows = [
+        [
+            data,
+            str(k),
+            f"{min(r['ratio'] for r in runs):.3f}",
+            f"{max(r['ratio'] for r in runs):.3f}",
+            f"{sum(r['returned_pca'] for r in runs)} of {len(runs)}",
+            f"{max(r['fit_seconds'] for r in runs):.1f}",
+        ]
+        for (data, k), runs in groups.items()
+    ]
+    worst = max(results["rows"], key=lambda row: row["ratio"])
+    return (
+        f"Measured {machine['date']} with ``python bench/never_worse.py`` "
+        f"({results['seeds']} seeds; torch {machine['torch']}, "
+        f"{machine['cpu_capability']} kernels). Held-out error as a fraction of "
+        "PCA's, best and worst seed; how many fits returned PCA; the slowest "
+        "fit's seconds. The worst ratio of all is "
+        f"{worst['ratio']:.4f} ({worst['data']}, k={worst['n_components']}).\n\n"
+        + _table(["data", "k", "best", "worst", "returned PCA", "fit s (max)"], rows)
+    )
+
+
 GENERATED.mkdir(exist_ok=True)
 for _name, _make in [
+    ("never_worse", _never_worse_table),
     ("quality_table", _quality_table),
     ("speed_table", _speed_table),
     ("dask_table", _dask_table),
     ("onnx_table", _onnx_table),
+    ("onnx_one_row", _onnx_one_row),
     ("sizing_table", _sizing_table),
 ]:
     (GENERATED / f"{_name}.rst").write_text(_make())

@@ -9,10 +9,12 @@ __version__ = "0.1.0"
 def load(path):
     """Load a model written by `MLPAutoencoder.save`, without running any code.
 
-    The file's metadata and tensors are checked (class, parameters, names,
-    shapes, dtypes) before the estimator is rebuilt. Pickles, ``torch.save``
-    archives, truncated files and files naming an unknown class are refused.
-    The weights are loaded on the CPU.
+    The file's SHA-256 digest is compared with its contents before any of its
+    tensors is used, and a damaged file is refused. Its metadata and tensors
+    are then checked (class, parameters, names, shapes, dtypes) before the
+    estimator is rebuilt. Pickles, ``torch.save`` archives, truncated files and
+    files naming an unknown class are refused. The weights are loaded on the
+    CPU.
 
     Parameters
     ----------
@@ -28,7 +30,14 @@ def load(path):
     Raises
     ------
     ModelFileError
-        A ValueError naming the file and what is wrong with it.
+        A ValueError naming the file and what is wrong with it, e.g. that it is
+        damaged.
+
+    Warns
+    -----
+    UserWarning
+        For a file of format version 1, saved before skae wrote digests: its
+        integrity cannot be checked.
 
     See Also
     --------

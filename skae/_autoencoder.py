@@ -1,5 +1,6 @@
 """MLPAutoencoder: the one bridge between scikit-learn and the torch code."""
 
+import hashlib
 import warnings
 from functools import partial
 from numbers import Integral, Real
@@ -24,6 +25,7 @@ from sklearn.utils.validation import (
 from skae._modules import ACTIVATIONS
 from skae._persistence import save_model
 from skae._progress import batch_progress_bar, report_epoch
+from skae._selection import beats_pca
 from skae._sizing import (
     check_known_width,
     check_sizing_metadata,
@@ -168,12 +170,14 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         weights of the best epoch. With ``init="pca"`` the untrained model (PCA
         of the training rows) is a candidate, and when no epoch validates better
         than it, the fit returns PCA of all the rows, as ``PCA().fit(X)`` would:
-        the result never validates worse than PCA. "auto": on when there are at
-        least 1,000 training samples, enough to hold out 100; off below, where
-        every sample counts. It is the default because without it the
-        autoencoder overfits small training sets and loses to PCA on held-out
-        data. `partial_fit` refuses ``True`` (as MLPRegressor does) and treats
-        "auto" as off.
+        the result never validates worse than PCA. The best epoch is kept only
+        when it beats PCA of the training rows beyond noise on the held-out
+        rows (paired per row, by two standard errors); otherwise the fit
+        returns PCA of all the rows. "auto": on for a PCA start at any size
+        (the held-out rows are what guards it against overfitting), and for a
+        random start from 1,000 samples, enough to hold out 100; off where a
+        side of the split would have only zero sample weights. `partial_fit`
+        refuses ``True`` (as MLPRegressor does) and treats "auto" as off.
 
     validation_fraction : float, default=0.1
         Fraction of the training data held out when early stopping is on.
@@ -183,8 +187,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         state of the previous fit instead of starting afresh, and early
         stopping holds out the same rows (so the best of both fits is kept).
         Each fit runs its own learning-rate schedule over its ``max_iter``
-        epochs: with ``learning_rate="constant"`` and no early stopping, 2 + 3
-        epochs equal 5 bit for bit; with a schedule they do not (use `resume`
+        epochs: with ``learning_rate="constant"`` and ``early_stopping=False``,
+        2 + 3 epochs equal 5 bit for bit; with a schedule they do not (use `resume`
         to finish a fit that was cut short).
 
     momentum : float, default=0.9
@@ -226,8 +230,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         record)``, where ``record`` has the fields ``epoch`` (from 0),
         ``train_loss``, ``validation_loss`` and ``seconds``. The estimator can be
         used for inference inside the callback (its attributes describe the
-        epochs so far, its weights are the current epoch's). Returning True
-        stops training. A callback that raises ends the fit and leaves the
+        epochs so far; with early stopping its weights are the best epoch's so
+        far, as a copy or a file of it would have them). Returning True stops
+        training. A callback that raises ends the fit and leaves the
         estimator as it was before the call; KeyboardInterrupt keeps the epochs
         finished, as Ctrl-C does.
 
@@ -534,21 +539,63 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 f"validation split held out {plan.validation_size} rows, X would "
                 f"give {held_out}."
             )
+        if plan.params is not None:
+            changed = {
+                name: (value, plan.params[name])
+                for name, value in self._training_params().items()
+                if name in plan.params and value != plan.params[name]
+            }
+            if changed:
+                listed = ", ".join(
+                    f"{name}={now!r} (was {then!r})"
+                    for name, (now, then) in changed.items()
+                )
+                raise ValueError(
+                    f"resume finishes the interrupted fit as planned, but {listed} "
+                    "changed since: set them back, or start a new fit."
+                )
+        if plan.data_digest is not None and plan.data_digest != _digest(data):
+            raise ValueError(
+                "resume needs the training data (and sample weights) of the "
+                "interrupted fit, but X differs from it."
+            )
         device = resolve_device(self.device)
         parts = _split(data, plan.validation_size, plan.split_generator(), device)
         # Train a copy: a resume that fails leaves this model as it was.
         working = state.copy().to(device)
         scheduler = working.start_plan(plan, self.learning_rate_init, working.stopping)
+        # A fit cut short right after its stopping rule fired has no epochs left.
+        remaining = plan.last_epoch - working.history.n_iter
         self._train(
             working,
             parts,
             data,
             scheduler=scheduler,
-            n_epochs=plan.last_epoch - working.history.n_iter,
+            n_epochs=0 if working.stopping.stopped else remaining,
             resumable=True,
         )
         self._publish_measured(X, sample_weight)
         return self
+
+    def _training_params(self):
+        """Return the parameters a fit's plan depends on, as JSON values."""
+        names = (
+            "solver",
+            "learning_rate",
+            "learning_rate_init",
+            "alpha",
+            "batch_size",
+            "max_iter",
+            "shuffle",
+            "tol",
+            "n_iter_no_change",
+            "validation_fraction",
+            "momentum",
+            "noise",
+            "precision",
+            "loss",
+        )
+        return {name: getattr(self, name) for name in names}
 
     def _fit(self, X, sample_weight, incremental):
         """Validate everything into locals, then train a new or copied state."""
@@ -572,7 +619,14 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if previous is None:
             generator = make_generator(self.random_state)
             split = _new_split(data.n_samples, validation_size, generator)
-            parts = _split(data, validation_size, split, device)
+            try:
+                parts = _split(data, validation_size, split, device)
+            except _ZeroWeightSplit:
+                if self.early_stopping != "auto":
+                    raise
+                # "auto" holds out rows only where both sides can be weighed.
+                validation_size, split = 0, None
+                parts = _split(data, 0, None, device)
             state = _build_state(data.architecture, parts, generator, device)
         else:
             # Train a copy: a call that fails leaves this model as it was.
@@ -585,6 +639,11 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             parts = _split(data, validation_size, split, device)
         history = state.history
         if validation_size:
+            if previous is not None and split != history.split:
+                # Scores on other rows do not compare: validation_scores_ covers
+                # the fits on the current split.
+                history.validation_scores = history.validation_loss_curve = None
+                history.best_validation_score = None
             history.split = split
             if history.validation_scores is None:
                 history.validation_scores, history.validation_loss_curve = [], []
@@ -605,6 +664,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             last_epoch=history.n_iter + n_epochs,
             validation_size=validation_size,
             split_seed=split["seed"] if validation_size else None,
+            params=None if incremental else self._training_params(),
+            data_digest=None if incremental else _digest(data),
         )
         scheduler = state.start_plan(plan, self.learning_rate_init, stopping)
         return self._train(
@@ -645,7 +706,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             parts.validation_weight,
         )
         stopping.candidate(score, state.modules)
-        stopping.pca_start_best = previous is None
+        stopping.pca_candidate = stopping.pca_start_best = previous is None
 
     def _train(self, state, parts, data, *, scheduler, n_epochs, resumable):
         """Run the epochs on `state`, then commit it as the fitted model.
@@ -668,7 +729,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             stop = state.end_epoch(record, scheduler)
             # Where Ctrl-C falls back to, and what a Checkpoint callback saves.
             last_whole_epoch = state.snapshot()
-            self._publish(state, data.features, during_training=True)
+            self._publish(state, data.features)
             if self.verbose:
                 report_epoch(record, stop, state.stopping)
             for callback in self.callbacks or ():
@@ -729,17 +790,19 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         except BaseException:
             self._restore_attributes(before)
             raise
-        stopped = state.stopping.stopped
-        if state.stopping.pca_start_best:
-            # No epoch beat the PCA start, which was fitted on the training
-            # rows only: return PCA of all the rows, as PCA().fit(X) would.
-            weight = None if data.weight is None else data.weight.to(state.device)
-            state.finish()
-            state.restart_from_pca(_to_tensor(data.X, state.device), weight)
-        else:
-            state.finish()
+        stopping = state.stopping
+        state.finish()
+        if stopping.pca_candidate:
+            keep, statistics = beats_pca(state.encoder, state.decoder, *parts)
+            if stopping.pca_start_best or not keep:
+                # No epoch beat the PCA start (of the training rows) beyond
+                # noise on the held-out rows: return PCA of all the rows, as
+                # PCA().fit(X) would; its score is the PCA start's.
+                weight = None if data.weight is None else data.weight.to(state.device)
+                state.restart_from_pca(_to_tensor(data.X, state.device), weight)
+                state.history.best_validation_score = statistics["pca_score"]
         self._publish(state, data.features)
-        if resumable and not stopped:
+        if resumable and not stopping.stopped:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
@@ -748,17 +811,15 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         return self
 
-    def _publish(self, state, features, during_training=False):
+    def _publish(self, state, features):
         """Set the fitted attributes from `state`: the one place they are written.
 
-        During training the modules are the current epoch's; otherwise those to
-        infer with (the best epoch's, for a fit cut short with early stopping).
+        The modules are those to infer with: during a fit with early stopping,
+        or one cut short, the best epoch's so far, as a copy, a file or a
+        pickle of the estimator would have them.
         """
         history = state.history
-        if during_training:
-            encoder, decoder = state.modules
-        else:
-            encoder, decoder = state.inference_modules()
+        encoder, decoder = state.inference_modules()
         for name in ("feature_names_in_", "loss_"):
             self.__dict__.pop(name, None)
         self.__dict__.update(features)
@@ -861,6 +922,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         metadata, tensors = self._state.to_tensors()
         names = self.__dict__.get("feature_names_in_")
         metadata["n_features_in_"] = int(self.n_features_in_)
+        metadata["output_config"] = self.__dict__.get("_sklearn_output_config")
         metadata["feature_names_in_"] = (
             None if names is None else [str(name) for name in names]
         )
@@ -897,6 +959,17 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             metadata.get("explained_variance_score_"),
             metadata.get("n_components_search_"),
         )
+        output_config = metadata.get("output_config")
+        if output_config is not None:
+            if not (
+                isinstance(output_config, dict)
+                and set(output_config) <= {"transform"}
+                and all(
+                    v in ("default", "pandas", "polars") for v in output_config.values()
+                )
+            ):
+                raise ValueError(f"output_config {output_config!r} is not valid.")
+            self._sklearn_output_config = dict(output_config)
         self._publish(state, features)
         self._publish_sizing(*sizing)
         return self
@@ -1133,6 +1206,19 @@ def _copied(values):
     return None if values is None else list(values)
 
 
+class _ZeroWeightSplit(ValueError):
+    """One side of the early-stopping split has only zero sample weights."""
+
+
+def _digest(data):
+    """Return a SHA-256 of the training data and weights, as the fit sees them."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(data.X, dtype=np.float32).tobytes())
+    if data.weight is not None:
+        digest.update(data.weight.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _new_split(n_samples, validation_size, generator):
     """Return a new early-stopping split (a seed drawn from `generator`), or None."""
     if not validation_size:
@@ -1169,7 +1255,7 @@ def _split(data, validation_size, split, device):
         weight, validation_weight = weight[keep], weight[held_out]
         for side, values in (("training", weight), ("validation", validation_weight)):
             if not bool((values > 0).any()):
-                raise ValueError(
+                raise _ZeroWeightSplit(
                     f"Every {side} row of the early-stopping split has "
                     "sample_weight 0: give more rows a weight, or set "
                     "early_stopping=False."

@@ -224,13 +224,13 @@ def _compare(args):
         raise UsageError(str(error)) from None
     out = args.out.resolve()
     _check_out(args.out, out)
+    created, staging = _make_staging(args.out, out)
 
     if not args.quiet:
         print(
             f"data: {' '.join(args.data)}: {len(X_train)} training and "
             f"{len(X_test)} test images; preset: {args.preset}"
         )
-    created, staging = _make_staging(args.out, out)
     published = False
     try:
         models, table, sizing = {}, None, None
@@ -358,6 +358,11 @@ def _load_data(args):
     except (OSError, ValueError) as error:
         raise UsageError(str(error)) from None
     X_train, y_train, X_test, y_test = split
+    if args.train_size and args.train_size > len(X_train):
+        raise UsageError(
+            f"--train-size {args.train_size} is more than the {len(X_train)} "
+            "training images."
+        )
     if args.train_size and args.train_size < len(X_train):
         keep = np.random.RandomState(args.random_state).permutation(len(X_train))
         keep = np.sort(keep[: args.train_size])

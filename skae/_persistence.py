@@ -4,17 +4,23 @@ A skae model file is one safetensors file. Its header's ``__metadata__`` holds,
 under the key ``"skae"``, a JSON document: the format version, the estimator's
 class and parameters, its fitted attributes and the library versions. The
 tensors are the modules' weights, the optimizer's state and the random state.
+Beside it, under ``"skae_digest"``, a SHA-256 digest of everything else in the
+file: the rest of the header and every byte of tensor data (format version 2).
 
 Loading parses that JSON and hands the bytes to safetensors' parser, which only
-reads numbers: nothing in a file can run code. Everything read is checked
-(class, parameters, names, shapes, dtypes) before the estimator is rebuilt.
+reads numbers: nothing in a file can run code. A file whose digest does not
+match is refused as damaged before any of its tensors is used; everything else
+read is checked (class, parameters, names, shapes, dtypes) before the estimator
+is rebuilt.
 """
 
+import hashlib
 import json
 import os
 import struct
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +30,16 @@ import sklearn
 import torch
 
 FORMAT = "skae"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_DIGEST_KEY = "skae_digest"  # in the header's __metadata__, beside "skae"
+# From this many bytes of tensor data on, they are hashed while safetensors parses
+# them; smaller files are hashed first, which is quicker than starting a thread.
+_HASH_WHILE_PARSING = 2**20
 _HEADER_LIMIT = 100 * 2**20  # safetensors' own limit on the JSON header
 
 
 class ModelFileError(ValueError):
-    """A file that `skae.load` refuses: not a skae model, or not a valid one.
+    """A file that `skae.load` refuses: not a skae model, not a valid one, or damaged.
 
     A subclass of ValueError, so ``except ValueError`` catches it too. Its
     message names the file and what is wrong with it.
@@ -87,7 +97,7 @@ def save_model(estimator, path, *, warn_dropped=True):
     data = safetensors.torch.save(
         tensors, metadata={"skae": json.dumps(metadata, allow_nan=True)}
     )
-    _atomic_write(path, data)
+    _atomic_write(path, *_with_digest(data, path))
 
 
 def load_model(path, classes):
@@ -98,19 +108,14 @@ def load_model(path, classes):
     """
     path = Path(path)
     data = path.read_bytes()
-    metadata = _read_metadata(data, path)
+    metadata, header, body_start = _read_metadata(data, path)
+    tensors = _read_tensors(data, header, body_start, path)
     name = metadata.get("class")
     if name not in classes:
         raise ModelFileError(
             f"{path} names the class {name!r}, which skae does not know: it can "
             f"load {sorted(classes)}."
         )
-    try:
-        tensors = safetensors.torch.load(data)
-    except (safetensors.SafetensorError, ValueError, RuntimeError) as error:
-        raise ModelFileError(
-            f"{path} is not a valid skae model file: {error}"
-        ) from None
     estimator = classes[name]()
     params = _expect(metadata, "params", dict, path)
     try:
@@ -132,8 +137,8 @@ def load_model(path, classes):
     return estimator
 
 
-def _read_metadata(data, path):
-    """Parse the safetensors header of `data` and return skae's JSON metadata."""
+def _read_header(data, path):
+    """Parse the safetensors header of `data`; return it and where the tensors start."""
     if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
         kind = "a pickle"
     elif data[:4] == b"PK\x03\x04":
@@ -160,22 +165,125 @@ def _read_metadata(data, path):
             "or another format)."
         )
     try:
-        header = json.loads(data[8 : 8 + header_size])
+        header = json.loads(data[8 : 8 + header_size], object_pairs_hook=_unique_keys)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        header = None
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
+        raise ModelFileError(
+            f"{path} is not a skae model file: its header has no skae metadata."
+        )
+    return header, 8 + header_size
+
+
+def _unique_keys(pairs):
+    """Build a JSON object, refusing duplicate keys: JSON parsers disagree on them."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate keys")
+    return obj
+
+
+def _read_metadata(data, path):
+    """Return skae's JSON metadata, the safetensors header, where the tensors start."""
+    header, body_start = _read_header(data, path)
+    try:
         metadata = json.loads(header["__metadata__"]["skae"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise ModelFileError(
             f"{path} is not a skae model file: its header has no skae metadata."
         ) from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a skae model file: wrong format tag.")
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+        versions = metadata.get("versions")
+        if not isinstance(versions, dict):
+            versions = {}
         raise ModelFileError(
             f"{path} is a skae model file of format version {version!r}; this skae "
-            f"reads version {FORMAT_VERSION}. Load it with the skae that wrote it "
-            f"({metadata.get('versions', {}).get('skae', 'unknown')})."
+            f"reads versions 1 to {FORMAT_VERSION}. Load it with the skae that wrote "
+            f"it ({versions.get('skae', 'unknown')})."
         )
-    return metadata
+    has_digest = _DIGEST_KEY in header["__metadata__"]
+    if version == 1 and has_digest:
+        raise ModelFileError(
+            f"{path} is damaged: it says format version 1, which has no digest, "
+            "yet it carries one."
+        )
+    if version > 1 and not has_digest:
+        raise ModelFileError(
+            f"{path} is damaged: a file of format version {version} carries a "
+            "digest of its contents, and this one has none."
+        )
+    if version == 1:
+        warnings.warn(
+            f"{path} was saved in format version 1, without a digest: its "
+            "integrity cannot be checked. Save it again to add one.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return metadata, header, body_start
+
+
+def _read_tensors(data, header, body_start, path):
+    """Parse the tensors of `data`, refusing them if the file's digest differs."""
+    expected = header["__metadata__"].get(_DIGEST_KEY)
+    body = memoryview(data)[body_start:]
+    beside = expected is not None and len(body) >= _HASH_WHILE_PARSING
+    if expected is not None and not beside:
+        _check_digest(_digest(header, body), expected, path)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # hashlib releases the GIL: a large file is hashed while safetensors
+        # parses it, and nothing parsed is used, nor any parser error
+        # reported, before the digests are compared.
+        digest = pool.submit(_digest, header, body) if beside else None
+        try:
+            tensors, error = safetensors.torch.load(data), None
+        except (safetensors.SafetensorError, ValueError, RuntimeError) as caught:
+            tensors, error = None, caught
+        except KeyError as caught:  # a dtype that safetensors knows and torch does not
+            tensors, error = None, f"unknown dtype {caught}"
+    if digest is not None:
+        _check_digest(digest.result(), expected, path)
+    if error is not None:
+        raise ModelFileError(f"{path} is not a valid skae model file: {error}")
+    return tensors
+
+
+def _check_digest(digest, expected, path):
+    """Refuse the file at `path` as damaged unless `digest` is the one it carries."""
+    if digest != expected:
+        raise ModelFileError(
+            f"{path} is damaged: the SHA-256 digest of its contents does not match "
+            "the one saved with it (a bad disk, an interrupted copy or an edit?). "
+            "Load a good copy of it."
+        )
+
+
+def _digest(header, body):
+    """Return SHA-256 of the header less its digest, as canonical JSON, then `body`."""
+    metadata = {
+        key: value
+        for key, value in header["__metadata__"].items()
+        if key != _DIGEST_KEY
+    }
+    covered = {**header, "__metadata__": metadata}
+    hasher = hashlib.sha256(
+        json.dumps(covered, sort_keys=True, separators=(",", ":")).encode()
+    )
+    hasher.update(body)
+    return f"sha256:{hasher.hexdigest()}"
+
+
+def _with_digest(data, path):
+    """Return safetensors' `data` as (header, tensor data), the digest added."""
+    header, body_start = _read_header(data, path)
+    body = memoryview(data)[body_start:]
+    header["__metadata__"][_DIGEST_KEY] = _digest(header, body)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    # Spaces after the JSON keep the tensor data 8-byte aligned, as safetensors does.
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text, body
 
 
 def _expect(mapping, key, kind, where):
@@ -227,8 +335,8 @@ def _params_from_json(params):
 # Files
 
 
-def _atomic_write(path, data):
-    """Write `data` to a temporary file beside `path`, then rename it over `path`.
+def _atomic_write(path, *chunks):
+    """Write `chunks` to a temporary file beside `path`, then rename it over `path`.
 
     A crash at any point leaves either the old file or the new one, never a mix.
     """
@@ -239,7 +347,8 @@ def _atomic_write(path, data):
     )
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(data)
+            for chunk in chunks:
+                file.write(chunk)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, mode)

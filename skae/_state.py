@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from skae._modules import (
+    LinearResidual,
     build_autoencoder,
     pca_basis,
     pca_linear_paths,
@@ -66,6 +67,10 @@ class Plan:
     split_seed: int | None = None
     split_rng_state: torch.Tensor | None = None
     scheduler: dict | None = None
+    # The training parameters and a digest of the data the fit ran with, so that
+    # resume refuses to finish it with others.
+    params: dict | None = None
+    data_digest: str | None = None
 
     def split_generator(self):
         """Return the generator that draws this plan's validation split, or None."""
@@ -104,7 +109,8 @@ class StoppingRule:
         self.best_score = -math.inf
         self.best_loss = math.inf
         self.best_state = None
-        # Whether the best candidate is still the untrained PCA start.
+        # Whether the PCA start was a candidate, and whether it is still the best.
+        self.pca_candidate = False
         self.pca_start_best = False
         self.no_improvement = 0
         self.stopped = False
@@ -116,7 +122,9 @@ class StoppingRule:
             "best_score": self.best_score,
             "best_loss": self.best_loss,
             "no_improvement": self.no_improvement,
+            "pca_candidate": self.pca_candidate,
             "pca_start_best": self.pca_start_best,
+            "stopped": self.stopped,
             "best_state": self.best_state,
         }
 
@@ -125,7 +133,9 @@ class StoppingRule:
         self.best_score = state["best_score"]
         self.best_loss = state["best_loss"]
         self.no_improvement = state["no_improvement"]
+        self.pca_candidate = bool(state.get("pca_candidate", False))
         self.pca_start_best = bool(state.get("pca_start_best", False))
+        self.stopped = bool(state.get("stopped", False))
         self.best_state = state["best_state"]
 
     def candidate(self, score, modules):
@@ -304,6 +314,13 @@ class TrainingState:
         """
         basis = pca_basis(X, self.architecture["n_components"], sample_weight)
         set_pca_paths(*pca_linear_paths(self.encoder, self.decoder), *basis)
+        for module in self.modules:
+            if isinstance(module, LinearResidual):
+                # The trained correction is silenced: its last layer at zero, as
+                # at the start.
+                with torch.no_grad():
+                    module.correction[-1].weight.zero_()
+                    module.correction[-1].bias.zero_()
 
     def finish(self):
         """End the run: keep the best epoch's weights and forget the plan."""
@@ -414,7 +431,9 @@ class TrainingState:
                 "best_score": float(stopping["best_score"]),
                 "best_loss": float(stopping["best_loss"]),
                 "no_improvement": int(stopping["no_improvement"]),
+                "pca_candidate": bool(stopping["pca_candidate"]),
                 "pca_start_best": bool(stopping["pca_start_best"]),
+                "stopped": bool(stopping["stopped"]),
             }
             stopping["has_best_state"] = best_state is not None
             stopping["early_stopping"] = bool(self.stopping.early_stopping)
@@ -425,6 +444,8 @@ class TrainingState:
                 "validation_size": int(plan.validation_size),
                 "split_seed": plan.split_seed,
                 "scheduler": plan.scheduler,
+                "params": plan.params,
+                "data_digest": plan.data_digest,
                 "stopping": stopping,
             }
             if plan.validation_size:
@@ -535,6 +556,8 @@ class TrainingState:
             split_seed=split_seed,
             split_rng_state=split_rng_state,
             scheduler=unfinished["scheduler"],
+            params=_optional(unfinished.get("params"), dict, "params"),
+            data_digest=_optional(unfinished.get("data_digest"), str, "data_digest"),
         )
         if state.plan.last_epoch < state.history.n_iter:
             raise ValueError("the plan ends before the epochs already run.")
@@ -723,3 +746,10 @@ def _rng_state(tensor, name):
 def _is_number(value):
     """Whether a JSON value is a number (not a bool)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _optional(value, kind, name):
+    """Return `value` if it is None or a `kind`, else raise ValueError."""
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"{name} should be a {kind.__name__}, got {value!r}.")
+    return value

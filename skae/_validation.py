@@ -95,8 +95,15 @@ def check_fit_params(estimator, X):
 
 
 def early_stopping_on(estimator, n_samples):
-    """Resolve early_stopping="auto": on from AUTO_VALIDATION_MIN samples."""
+    """Resolve early_stopping="auto".
+
+    On for a PCA start with at least two rows: the held-out rows decide whether
+    training beat PCA (else the fit returns PCA). With a random start, on from
+    AUTO_VALIDATION_MIN samples.
+    """
     if estimator.early_stopping == "auto":
+        if resolved_init(estimator) == "pca":
+            return n_samples >= 2
         return n_samples >= AUTO_VALIDATION_MIN
     return bool(estimator.early_stopping)
 

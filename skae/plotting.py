@@ -216,8 +216,8 @@ def plot_loss_curve(estimator, *, ax=None, label=None):
     >>> X = np.random.RandomState(0).rand(100, 8)
     >>> ae = MLPAutoencoder(2, max_iter=5, random_state=0).fit(X)
     >>> ax = plot_loss_curve(ae, label="training")
-    >>> len(ax.lines)
-    1
+    >>> [line.get_label() for line in ax.lines]
+    ['training', 'training (validation)']
     """
     if ax is None:
         _, ax = _pyplot().subplots(figsize=(6, 4), layout="constrained")

@@ -34,7 +34,11 @@ def test_chapter_preset_is_the_chapter_model():
 
 
 def tiny(**params):
-    defaults = dict(n_components=2, hidden_layer_sizes=(16,), max_iter=5)
+    # Training mechanics on every row: early stopping (on by default for a PCA
+    # start) is off here; tests/test_promises.py covers the defaults.
+    defaults = dict(
+        n_components=2, hidden_layer_sizes=(16,), max_iter=5, early_stopping=False
+    )
     return MLPAutoencoder(**{**defaults, **params})
 
 

@@ -14,14 +14,22 @@ from numpy.testing import assert_array_equal
 
 import skae
 from skae import MLPAutoencoder, ModelFileError
-from skae._persistence import _atomic_write
+from skae._persistence import _atomic_write, _with_digest
 from skae.callbacks import Checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def tiny(**params):
-    defaults = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=4, random_state=0)
+    # Training mechanics on every row: early stopping (on by default for a PCA
+    # start) is off here; tests/test_promises.py covers the defaults.
+    defaults = dict(
+        n_components=2,
+        hidden_layer_sizes=(8,),
+        max_iter=4,
+        random_state=0,
+        early_stopping=False,
+    )
     return MLPAutoencoder(**{**defaults, **params})
 
 
@@ -55,12 +63,17 @@ def read_header(path):
 
 
 def rewrite_metadata(path, change):
-    """Load a file's tensors and metadata, let `change` edit them, write it back."""
+    """Load a file's tensors and metadata, let `change` edit them, write it back.
+
+    The file gets a digest of what it then holds, as a file edited on purpose
+    could: the checks after the digest's must refuse it.
+    """
     header, _ = read_header(path)
     metadata = json.loads(header["__metadata__"]["skae"])
     tensors = safetensors.torch.load_file(path)
     change(metadata, tensors)
-    safetensors.torch.save_file(tensors, path, metadata={"skae": json.dumps(metadata)})
+    data = safetensors.torch.save(tensors, metadata={"skae": json.dumps(metadata)})
+    _atomic_write(path, *_with_digest(data, path))
 
 
 # Round trips

@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 
 from skae import MLPAutoencoder
@@ -87,12 +88,19 @@ def test_plot_reconstructions_rows(fitted_models):
     np.testing.assert_allclose(fig.axes[1].images[0].get_array(), expected)
 
 
+def ae_data(fitted_models):
+    return fitted_models[0]
+
+
 def test_plot_loss_curve(fitted_models):
     _, _, ae = fitted_models
     ax = plot_loss_curve(ae)
-    (line,) = ax.get_lines()
+    line, validation = ax.get_lines()
     assert_array_equal(line.get_xdata(), [1, 2, 3])
     assert_array_equal(line.get_ydata(), ae.loss_curve_)
+    assert_array_equal(validation.get_ydata(), ae.validation_loss_curve_)
+    ae_without = clone(ae).set_params(early_stopping=False).fit(ae_data(fitted_models))
+    assert len(plot_loss_curve(ae_without).get_lines()) == 1
 
 
 def test_plot_latent_from_estimator_and_codes(fitted_models):

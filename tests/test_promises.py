@@ -5,10 +5,10 @@ stopping on from 1,000 rows), with the chapter's preset (sigmoid everywhere,
 constant rate, no early stopping) and with a random start.
 """
 
-import hashlib
 import math
 import pickle
 import warnings
+from copy import deepcopy
 
 import numpy as np
 import pytest
@@ -20,6 +20,8 @@ import skae
 from skae import MLPAutoencoder, _training
 from skae._presets import CHAPTER_PARAMS
 from skae.callbacks import Checkpoint
+
+from _fitted import fingerprint
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -43,20 +45,6 @@ def X():
     rng = np.random.RandomState(0)
     X = rng.rand(1200, 4) @ rng.rand(4, 12) + 0.05 * rng.rand(1200, 12)
     return X / X.max()
-
-
-def fitted_state(ae):
-    """Everything fitted, in a comparable form: weights hash and attributes."""
-    digest = hashlib.sha256()
-    for module in (ae.encoder_, ae.decoder_):
-        for name, tensor in module.state_dict().items():
-            digest.update(name.encode() + tensor.cpu().numpy().tobytes())
-    attributes = {
-        name: repr(value)
-        for name, value in vars(ae).items()
-        if name.endswith("_") and name not in ("encoder_", "decoder_")
-    }
-    return digest.hexdigest(), attributes
 
 
 def assert_same_fit(first, second, X):
@@ -244,13 +232,13 @@ def refused_calls(X):
 def test_a_refused_call_leaves_the_model_as_it_was(X, config, case):
     method, args, params, match = refused_calls(X)[case]
     ae = model(config, max_iter=2).fit(X)
-    before = fitted_state(ae), ae.transform(X)
+    before = fingerprint(ae), ae.transform(X)
     for name in ("n_components", "warm_start"):
         if name in params:
             ae.set_params(**{name: params.pop(name)})
     with pytest.raises(ValueError, match=match):
         getattr(ae, method)(*args, **params)
-    assert fitted_state(ae) == before[0]
+    assert fingerprint(ae) == before[0]
     assert_array_equal(ae.transform(X), before[1])
 
 
@@ -352,3 +340,110 @@ def test_metrics_keep_dataframe_column_names(X):
         ae = model("chapter", max_iter=1).fit(frame)
         assert reconstruction_error(ae, frame) > 0
         compare({"ae": model("chapter", max_iter=1)}, frame[:1000], frame[1000:])
+
+
+def low_rank_data(rng):
+    return rng.randn(300, 10) @ rng.randn(10, 50) + 0.3 * rng.randn(300, 50), 210
+
+
+def heavy_tailed_data(rng):
+    return rng.standard_t(2, size=(1500, 10)) @ rng.randn(10, 30), 1050
+
+
+@pytest.mark.parametrize("make", [low_rank_data, heavy_tailed_data])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_defaults_are_not_worse_than_pca_on_held_out_rows(make, seed):
+    from sklearn.preprocessing import StandardScaler
+
+    X, n_train = make(np.random.RandomState(seed))
+    scaler = StandardScaler().fit(X[:n_train])
+    X_train, X_test = scaler.transform(X[:n_train]), scaler.transform(X[n_train:])
+
+    def error(model):
+        return np.mean((X_test - model.inverse_transform(model.transform(X_test))) ** 2)
+
+    ratio = error(MLPAutoencoder(2, random_state=seed).fit(X_train)) / error(
+        PCA(2).fit(X_train)
+    )
+    # Either PCA itself (a ratio of 1 up to float32 rounding) or a model that
+    # beat PCA beyond noise on held-out rows; 1% is far above rounding and
+    # below the 7-20% by which unguarded fits lost here.
+    assert ratio < 1.01
+
+
+# Found by trying to break the promises
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_resume_after_the_stopping_rule_fired_runs_no_further_epoch(
+    X, early_stopping, tmp_path
+):
+    params = dict(n_iter_no_change=1, early_stopping=early_stopping)
+    params["tol"] = 0.0 if early_stopping else 1.0
+    straight = model("defaults", **params).fit(X)
+    assert straight.n_iter_ < N_EPOCHS  # the rule fired
+    last = straight.n_iter_
+    checkpoint = Checkpoint(tmp_path / "ckpt-{epoch}.skae")
+    model("defaults", callbacks=[checkpoint], **params).fit(X)
+    resumed = skae.load(tmp_path / f"ckpt-{last}.skae").resume(X)
+    assert_same_fit(resumed, straight, X)
+
+
+def test_resume_refuses_other_parameters_and_other_data(X):
+    ae = model("defaults", callbacks=[interrupt_after_epoch(1)])
+    with pytest.warns(UserWarning, match="interrupted"):
+        ae.fit(X)
+    ae.set_params(callbacks=None)
+    before = fingerprint(ae)
+    with pytest.raises(ValueError, match=r"learning_rate_init=1.0 \(was 0.002\)"):
+        ae.set_params(learning_rate_init=1.0).resume(X)
+    ae.set_params(learning_rate_init=0.002)
+    with pytest.raises(ValueError, match="X differs"):
+        ae.resume(X[::-1])
+    assert fingerprint(ae) == before
+    ae.resume(X)
+
+
+def test_warm_start_on_other_rows_keeps_scores_of_one_split(X):
+    ae = model("defaults", max_iter=2, warm_start=True).fit(X)
+    ae.fit(X[:1100])
+    assert len(ae.validation_scores_) == 2
+    assert ae.best_validation_score_ >= max(ae.validation_scores_)
+
+
+def test_inside_a_callback_the_estimator_is_what_a_copy_would_be(X):
+    seen = []
+
+    def callback(estimator, record):
+        copy = deepcopy(estimator)  # as pickle, via the same state
+        seen.append(np.array_equal(estimator.transform(X), copy.transform(X)))
+
+    model("defaults", max_iter=3, callbacks=[callback]).fit(X)
+    assert seen == [True, True, True]
+
+
+def test_a_fit_that_returns_pca_reports_pca_s_score(X):
+    ae = model("defaults", learning_rate_init=0.02, n_iter_no_change=2).fit(X)
+    pca = PCA(2).fit(X)
+    # The model is PCA of all rows; its recorded score is the PCA start's on the
+    # held-out rows, not that of an epoch it does not keep.
+    np.testing.assert_allclose(
+        ae.predict(X), pca.inverse_transform(pca.transform(X)), atol=1e-4
+    )
+    assert ae.best_validation_score_ > max(ae.validation_scores_)
+
+
+def test_set_output_survives_save_and_load(X, tmp_path):
+    pytest.importorskip("pandas")
+    ae = model("chapter", max_iter=1).set_output(transform="pandas").fit(X)
+    ae.save(tmp_path / "m.skae")
+    assert hasattr(skae.load(tmp_path / "m.skae").transform(X), "columns")
+
+
+def test_auto_early_stopping_steps_aside_for_zero_weighted_rows(X):
+    weights = np.zeros(50)
+    weights[0] = 1.0
+    ae = model("defaults", max_iter=1).fit(X[:50], sample_weight=weights)
+    assert ae.validation_scores_ is None
+    with pytest.raises(ValueError, match="sample_weight 0"):
+        model("defaults", early_stopping=True).fit(X[:50], sample_weight=weights)

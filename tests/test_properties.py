@@ -8,7 +8,6 @@ as it was: weights and every fitted attribute. Runs derandomised, so CI sees the
 same examples every time.
 """
 
-import hashlib
 import pickle
 import warnings
 
@@ -21,6 +20,8 @@ from hypothesis.extra import numpy as hnp
 
 import skae
 from skae import MLPAutoencoder
+
+from _fitted import fingerprint
 
 pd = pytest.importorskip("pandas")
 
@@ -94,21 +95,6 @@ def fitted(params):
 
 
 MODELS = {name: pickle.dumps(fitted(params)) for name, params in PARAMS.items()}
-
-
-def fingerprint(ae):
-    digest = hashlib.sha256()
-    for module in (getattr(ae, "encoder_", None), getattr(ae, "decoder_", None)):
-        if module is None:
-            continue
-        for name, tensor in module.state_dict().items():
-            digest.update(name.encode() + tensor.cpu().numpy().tobytes())
-    attributes = {
-        name: repr(value)
-        for name, value in vars(ae).items()
-        if name.endswith("_") and name not in ("encoder_", "decoder_")
-    }
-    return digest.hexdigest(), attributes
 
 
 def n_rows(X):

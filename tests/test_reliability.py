@@ -14,7 +14,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 
 def tiny(**params):
-    defaults = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    # Training mechanics on every row: early stopping (on by default for a PCA
+    # start) is off here; tests/test_promises.py covers the defaults.
+    defaults = dict(
+        n_components=2,
+        hidden_layer_sizes=(8,),
+        max_iter=3,
+        random_state=0,
+        early_stopping=False,
+    )
     return MLPAutoencoder(**{**defaults, **params})
 
 

@@ -106,7 +106,7 @@ def test_explained_variance_of_data_without_variance():
 
 def test_int_n_components_sets_the_width_and_the_score_on_training_rows():
     X = low_rank()
-    ae = small(3).fit(X)
+    ae = small(3, early_stopping=False).fit(X)
     assert ae.n_components_ == 3
     assert ae.n_components_search_ is None
     assert_allclose(ae.explained_variance_score_, explained_variance(ae, X))
@@ -138,7 +138,7 @@ def test_score_is_the_same_measured_a_chunk_at_a_time(monkeypatch, weighted):
 
     X = low_rank()
     weights = np.random.RandomState(2).rand(X.shape[0]) if weighted else None
-    ae = small(3).fit(X, sample_weight=weights)
+    ae = small(3, early_stopping=False).fit(X, sample_weight=weights)
     monkeypatch.setattr(_sizing, "MEASURED_ROWS", 7)
     chunked = _sizing.measured_explained_variance(ae, X, weights)
     assert_allclose(chunked, explained_variance(ae, X, sample_weight=weights))
@@ -217,7 +217,7 @@ def test_fraction_with_none_random_state_shares_one_seed():
 def test_fraction_with_sample_weight():
     X = low_rank()
     weights = np.random.RandomState(1).rand(X.shape[0])
-    ae = small(0.9).fit(X, sample_weight=weights)
+    ae = small(0.9, early_stopping=False).fit(X, sample_weight=weights)
     assert_allclose(
         ae.explained_variance_score_,
         explained_variance(ae, X, sample_weight=weights),

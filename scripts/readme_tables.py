@@ -1,0 +1,220 @@
+"""Write README.md's benchmark tables from the results files in bench/results/.
+
+Every measured number README.md quotes sits between a pair of markers,
+``<!-- table:NAME:start -->`` and ``<!-- table:NAME:end -->``, and is written
+there by this script from the JSON file a benchmark wrote (``quality`` from
+``bench/results/quality.json``, written by ``bench/quality.py``; ``speed`` from
+``speed.json``, written by ``bench/speed.py``), with the machine and the date
+beside it.
+
+``python scripts/readme_tables.py`` rewrites the sections after a benchmark run;
+``python scripts/readme_tables.py --check`` writes nothing and exits 1 when
+README.md differs from what the results files give (tests/test_readme.py runs
+it). docs/conf.py uses `quality_verdict` and `quality_summary` for the same
+sentences in the documentation.
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RESULTS = ROOT / "bench" / "results"
+SECTION = re.compile(
+    r"<!-- table:(?P<name>[a-z_]+):start -->\n.*?<!-- table:(?P=name):end -->",
+    re.DOTALL,
+)
+# An error ratio from here to 1 is reported as level with PCA, not below it.
+LEVEL = 0.99
+
+
+def machine_line(machine, script):
+    """Return where, when and with what `script` measured, as one sentence."""
+    threads = machine["torch_threads"]
+    return (
+        f"Measured {machine['date']} by `python {script}` on a "
+        f"{machine['cpu_count']}-core {machine['processor']} CPU "
+        f"(torch's {machine['cpu_capability']} kernels, {threads} "
+        f"thread{'' if threads == 1 else 's'}), Python {machine['python']}, "
+        f"torch {machine['torch']}, scikit-learn {machine['sklearn']}."
+    )
+
+
+def quality_verdict(row):
+    """Return "≤ 0.5: met" or "≤ 0.5: missed" for a row with a target, else ""."""
+    if row["goal"] is None:
+        return ""
+    return f"≤ {row['goal']}: {'met' if row['ratio'] <= row['goal'] else 'missed'}"
+
+
+def _widths(ks):
+    """Return "2, 30 and 100 components" for [2, 30, 100]."""
+    ks = [str(k) for k in ks]
+    listed = ks[0] if len(ks) == 1 else ", ".join(ks[:-1]) + " and " + ks[-1]
+    return f"{listed} component{'' if ks == ['1'] else 's'}"
+
+
+def quality_summary(results):
+    """Return what the quality results say, as a list of one item per dataset."""
+    items = []
+    datasets = dict.fromkeys(row["dataset"] for row in results["rows"])
+    for dataset in datasets:
+        rows = [row for row in results["rows"] if row["dataset"] == dataset]
+        ratios = [row["ratio"] for row in rows]
+        level = [row["n_components"] for row in rows if row["ratio"] >= LEVEL]
+        above = [row["n_components"] for row in rows if row["ratio"] > 1]
+        if above:
+            where = f"above PCA's at {_widths(above)}"
+        elif level:
+            where = f"below PCA's at every width, level with it at {_widths(level)}"
+        else:
+            where = "below PCA's at every width measured"
+        sentences = [
+            f"On {dataset} ({rows[0]['n_train']:,} training and "
+            f"{rows[0]['n_test']:,} test images) the autoencoder's test error is "
+            f"{min(ratios):.3f} to {max(ratios):.3f} times PCA's: {where}."
+        ]
+        targeted = [row for row in rows if row["goal"] is not None]
+        if not targeted:
+            items.append(" ".join(sentences))
+            continue
+        goals = {}
+        for row in targeted:
+            goals.setdefault(row["goal"], []).append(row["n_components"])
+        aims = " and ".join(
+            f"{goal} times PCA's at {_widths(ks)}" for goal, ks in goals.items()
+        )
+        met = [row["n_components"] for row in targeted if row["ratio"] <= row["goal"]]
+        missed = [row["n_components"] for row in targeted if row["ratio"] > row["goal"]]
+        verdict = " and ".join(
+            [f"met it at {_widths(met)}"] * bool(met)
+            + [f"missed it at {_widths(missed)}"] * bool(missed)
+        )
+        sentences.append(
+            f"There we aim for an error of at most {aims} (the target column); "
+            f"this run {verdict}."
+        )
+        items.append(" ".join(sentences))
+    return items
+
+
+def quality_table(results):
+    """Return the README section of bench/results/quality.json."""
+    lines = [
+        machine_line(results["machine"], "bench/quality.py"),
+        "MSE: mean squared reconstruction error per pixel on the test images; "
+        "s: seconds to fit; AE: the default `MLPAutoencoder`.",
+        "",
+        "| data | k | PCA MSE | AE MSE | AE / PCA | target | PCA s | AE s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results["rows"]:
+        lines.append(
+            f"| {row['dataset']} | {row['n_components']} | {row['pca_mse']:.5f} "
+            f"| {row['autoencoder_mse']:.5f} | {row['ratio']:.3f} "
+            f"| {quality_verdict(row)} | {row['pca_fit_seconds']:.1f} "
+            f"| {row['autoencoder_fit_seconds']:.1f} |"
+        )
+    summary = [f"- {item}" for item in quality_summary(results)]
+    return "\n".join([*lines, "", *summary]) + "\n"
+
+
+def speed_method(results):
+    """Say how speed.json's training rows were timed."""
+    if "rounds" not in results:
+        return (
+            "Each training row a single run, neither warmed up nor interleaved "
+            "(written by an earlier bench/speed.py)"
+        )
+    return (
+        f"Each training row: a warm-up run, then the best of {results['rounds']} "
+        "runs interleaved with the others"
+    )
+
+
+def speed_table(results):
+    """Return the README section of bench/results/speed.json."""
+    machine = results["machine"]
+    flags = ", ".join(machine.get("cpu_flags", [])) or "not recorded"
+    gflops = results["matmul_gflops"]
+    lines = [
+        machine_line(machine, "bench/speed.py"),
+        f"CPU flags: {flags}; matmul {gflops['fp32']:.0f} GFLOP/s in float32, "
+        f"{gflops['bf16']:.1f} in bfloat16. {speed_method(results)}, "
+        f"{results['epochs']} epochs on {results['data']}.",
+        "",
+        "| | samples/s | x chapter loop | % of matmul limit |",
+        "|---|---|---|---|",
+    ]
+    for row in results["rows"]:
+        percent = row["percent_of_limit"]
+        note = f" ({row['note']})" if row["note"] else ""
+        lines.append(
+            f"| {row['name']}{note} | {row['samples_per_s']:,.0f} "
+            f"| {row['ratio_to_chapter']:.2f} "
+            f"| {'' if percent is None else f'{percent:.0f}%'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# Section name -> (results file under bench/results/, function rendering it).
+TABLES = {
+    "quality": ("quality.json", quality_table),
+    "speed": ("speed.json", speed_table),
+}
+
+
+def render(readme_text, results_dir=RESULTS):
+    """Return `readme_text` with every marked section generated afresh.
+
+    Raises SystemExit when a section has no table of that name, or when a
+    table has no section in the README.
+    """
+    seen = set()
+
+    def generate(match):
+        name = match["name"]
+        if name not in TABLES:
+            raise SystemExit(f"README section table:{name} has no generator")
+        seen.add(name)
+        filename, make = TABLES[name]
+        body = make(json.loads((Path(results_dir) / filename).read_text()))
+        return f"<!-- table:{name}:start -->\n{body}<!-- table:{name}:end -->"
+
+    text = SECTION.sub(generate, readme_text)
+    missing = set(TABLES) - seen
+    if missing:
+        raise SystemExit(f"README has no section for table(s) {sorted(missing)}")
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 on a difference"
+    )
+    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    text = args.readme.read_text()
+    new_text = render(text, args.results)
+    if new_text == text:
+        return 0
+    if args.check:
+        print(
+            f"{args.readme}'s generated tables differ from {args.results}: run "
+            "`python scripts/readme_tables.py` and commit the result",
+            file=sys.stderr,
+        )
+        return 1
+    args.readme.write_text(new_text)
+    print(f"wrote the generated tables of {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The last word of a fit that started as PCA: keep the training, or return PCA.
+
+Torch only. Early stopping picks the best epoch by the mean validation score,
+a maximum over noisy means; on few or heavy-tailed validation rows it can pick
+an epoch that is no better than PCA, or worse on new data. So the epoch it
+keeps must beat the PCA start beyond noise: on the held-out rows, the paired
+per-row differences of squared error (model minus PCA) must have a mean below
+zero by ``Z`` standard errors. Otherwise the fit returns PCA of all the rows.
+"""
+
+import math
+
+import torch
+
+from skae._modules import pca_basis
+
+# One-sided: the model is kept when it is better with ~98% confidence.
+Z = 2.0
+
+
+def beats_pca(encoder, decoder, X, sample_weight, X_validation, validation_weight):
+    """Whether the model beats PCA of X on X_validation beyond noise.
+
+    Returns (decision, statistics): the weighted mean of the per-row
+    differences of mean squared error (model minus PCA, so negative favours
+    the model), its standard error, the number of validation rows, and PCA's
+    validation score (negative mean squared error).
+    """
+    n_components = encoder(X_validation[:1]).shape[1]
+    if sample_weight is not None:
+        sample_weight = sample_weight.to(X.device)
+    components, mean = pca_basis(X, n_components, sample_weight)
+    with torch.no_grad():
+        encoder.eval()
+        decoder.eval()
+        model_errors = _row_errors(decoder(encoder(X_validation)), X_validation)
+        centred = X_validation - mean
+        pca_output = centred @ components.T @ components + mean
+        pca_errors = _row_errors(pca_output, X_validation)
+    differences = (model_errors - pca_errors).double()
+    pca_squared = pca_errors.double()
+    n_rows = differences.shape[0]
+    if validation_weight is None:
+        weights = torch.ones_like(differences)
+    else:
+        weights = validation_weight.to(differences)
+    weights = weights / weights.sum()
+    average = float((weights * differences).sum())
+    pca_score = -float((weights * pca_squared).sum())
+    if n_rows < 2:
+        return False, {
+            "mean_difference": average,
+            "standard_error": math.inf,
+            "n_rows": n_rows,
+            "pca_score": pca_score,
+        }
+    variance = float((weights * (differences - average) ** 2).sum())
+    # The effective number of rows of a weighted mean (Kish).
+    effective = 1.0 / float((weights**2).sum())
+    standard_error = math.sqrt(variance / max(effective - 1.0, 1.0))
+    decision = average + Z * standard_error < 0
+    return decision, {
+        "mean_difference": average,
+        "standard_error": standard_error,
+        "n_rows": n_rows,
+        "pca_score": pca_score,
+    }
+
+
+def _row_errors(output, X):
+    """Mean squared error of each row."""
+    return (output - X).square().mean(dim=1)
