@@ -254,9 +254,11 @@ def _pca_explained(X_train, train_weights, X, weights):
         captured, base = weights @ captured, per_row @ weights
     residual = base - np.concatenate([[0.0], np.cumsum(captured)])
     curve = np.full(X.shape[1] + 1, np.nan)
-    curve[: residual.size] = 1.0 - np.maximum(residual, 0.0) / _total_variance(
-        X, weights
-    )
+    # Held-out rows without variance give -inf: no width reaches a fraction there.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        curve[: residual.size] = 1.0 - np.maximum(residual, 0.0) / _total_variance(
+            X, weights
+        )
     # Components beyond the training rows' rank explain nothing more.
     return np.fmax.accumulate(np.nan_to_num(curve, nan=-np.inf))
 
