@@ -238,6 +238,61 @@ def _onnx_table():
     )
 
 
+def _sizing_table():
+    results = json.loads((RESULTS / "sizing.json").read_text())
+    machine = results["machine"]
+    rows = [
+        [
+            row["fraction"],
+            row["pca_n_components"],
+            row.get("pca_held_out_n_components", ""),
+            row["pca_test_n_components"],
+            row["autoencoder_n_components"],
+            "" if row["goal_n_components"] is None else f"≤ {row['goal_n_components']}",
+            f"{row['autoencoder_explained_variance']:.4f}",
+            f"{row['autoencoder_test_explained_variance']:.4f}",
+            f"{row['pca_test_explained_variance']:.4f}",
+            row["search_fits"],
+            f"{row['search_seconds']:.0f}",
+        ]
+        for row in results["rows"]
+    ]
+    header = [
+        "fraction",
+        "PCA n",
+        "PCA n (held-out)",
+        "PCA n (test)",
+        "AE n",
+        "goal",
+        "AE held-out",
+        "AE test",
+        "PCA test",
+        "fits",
+        "search s",
+    ]
+    flags = ", ".join(machine["cpu_flags"]) or "no AVX-512"
+    subset = (
+        f"the first {results['n_train']:,} of the {results['n_train_available']:,} "
+        "training images"
+        if results["n_train"] < results["n_train_available"]
+        else f"all {results['n_train']:,} training images"
+    )
+    return (
+        f"Measured {machine['date']} with ``python bench/sizing.py`` on "
+        f"{machine['platform']}, {machine['cpu_count']} cores ({flags}), torch "
+        f"{machine['torch']}, scikit-learn {machine['sklearn']}; Fashion-MNIST, "
+        f"fitted on {subset}, tested on the 10,000 test images."
+        + (
+            f" Load average {load[0]:.1f} before and {load[1]:.1f} after, from "
+            "other work on the same cores."
+            if (load := results.get("load_average_1min"))
+            else ""
+        )
+        + "\n\n"
+        + _table(header, rows)
+    )
+
+
 def _onnx_one_row():
     """Return the single-row and largest-batch speed-ups as a sentence."""
     results = json.loads((RESULTS / "onnx.json").read_text())
@@ -301,5 +356,6 @@ for _name, _make in [
     ("dask_table", _dask_table),
     ("onnx_table", _onnx_table),
     ("onnx_one_row", _onnx_one_row),
+    ("sizing_table", _sizing_table),
 ]:
     (GENERATED / f"{_name}.rst").write_text(_make())

@@ -15,7 +15,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import (
     check_array,
     check_is_fitted,
@@ -26,6 +26,13 @@ from skae._modules import ACTIVATIONS
 from skae._persistence import save_model
 from skae._progress import batch_progress_bar, report_epoch
 from skae._selection import beats_pca
+from skae._sizing import (
+    check_known_width,
+    check_sizing_metadata,
+    fit_by_variance,
+    is_fraction,
+    measured_explained_variance,
+)
 from skae._state import Diverged, Plan, StoppingRule, TrainingState
 from skae._torch_utils import make_generator, resolve_device
 from skae._training import (
@@ -67,8 +74,17 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     Parameters
     ----------
-    n_components : int, default=2
-        Width of the code (the bottleneck). Must be <= n_features.
+    n_components : int or float, default=2
+        Width of the code (the bottleneck). An int must be <= n_features. A
+        float in (0, 1) asks, as in PCA, for the smallest width whose
+        reconstruction explains at least that fraction of the variance
+        (`skae.metrics.explained_variance`) on the rows early stopping holds
+        out, or on the training rows when it holds none out. `fit` then
+        searches the widths up to PCA's width for the same fraction, fitting
+        a model at each width it tries (see ``n_components_search_``), and
+        keeps the model of the width it chooses (``n_components_``). The
+        search assumes that wider codes explain more. `partial_fit` and
+        `resume` need an int.
 
     hidden_layer_sizes : "auto" or array-like of shape (n_layers,), default="auto"
         Widths of the encoder's hidden layers, from the input towards the code.
@@ -259,6 +275,25 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Number of epochs run, over all calls to `fit` (with warm start) and
         `partial_fit`.
 
+    n_components_ : int
+        Width of the code: ``n_components`` when it is an int, else the width
+        the search chose.
+
+    explained_variance_score_ : float or None
+        Fraction of the variance the fitted model's reconstruction explains
+        (`skae.metrics.explained_variance`), measured at the end of `fit` or
+        `resume` on the rows early stopping held out, else on the training
+        rows. It is the autoencoder's counterpart of PCA's
+        ``explained_variance_ratio_.sum()``, which is measured on the training
+        rows. 1.0 or 0.0 for data without variance (a perfect reconstruction
+        or not); None after `partial_fit`, which holds no rows out.
+
+    n_components_search_ : list of dict or None
+        With a float ``n_components``, one entry per width the search fitted,
+        in the order tried: ``n_components``, ``explained_variance`` (as
+        ``explained_variance_score_``), ``n_iter`` and ``seconds``. None
+        otherwise.
+
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -285,7 +320,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="neither"),
+        ],
         "hidden_layer_sizes": [
             StrOptions({"auto"}),
             "array-like",
@@ -386,6 +424,16 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return state.architecture["hidden_layer_sizes"]
 
     @property
+    def n_components_(self):
+        """The width of the fitted model's code."""
+        state = self.__dict__.get("_state")
+        if state is None:
+            raise AttributeError(
+                "n_components_ is set by fit; this MLPAutoencoder is not fitted yet."
+            )
+        return state.architecture["n_components"]
+
+    @property
     def _device(self):
         """The torch device the fitted model lives on."""
         return self._state.device
@@ -411,7 +459,11 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : MLPAutoencoder
             The fitted estimator.
         """
-        return self._fit(X, sample_weight, incremental=False)
+        if is_fraction(self.n_components):
+            return fit_by_variance(self, X, sample_weight)
+        self._fit(X, sample_weight, incremental=False)
+        self._publish_measured(X, sample_weight)
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -437,7 +489,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : MLPAutoencoder
             The updated estimator.
         """
-        return self._fit(X, sample_weight, incremental=True)
+        check_known_width(self, "partial_fit")
+        self._fit(X, sample_weight, incremental=True)
+        self._publish_sizing(None, None)
+        return self
 
     def resume(self, X, sample_weight=None):
         """Finish a fit that was cut short, exactly as if it had never stopped.
@@ -464,6 +519,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             The fitted estimator.
         """
         check_is_fitted(self)
+        check_known_width(self, "resume")
         state = self._state
         if not state.unfinished:
             raise ValueError(
@@ -510,7 +566,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         scheduler = working.start_plan(plan, self.learning_rate_init, working.stopping)
         # A fit cut short right after its stopping rule fired has no epochs left.
         remaining = plan.last_epoch - working.history.n_iter
-        return self._train(
+        self._train(
             working,
             parts,
             data,
@@ -518,6 +574,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             n_epochs=0 if working.stopping.stopped else remaining,
             resumable=True,
         )
+        self._publish_measured(X, sample_weight)
+        return self
 
     def _training_params(self):
         """Return the parameters a fit's plan depends on, as JSON values."""
@@ -778,6 +836,19 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.validation_loss_curve_ = _copied(history.validation_loss_curve)
         self.best_validation_score_ = history.best_validation_score
 
+    def _publish_sizing(self, explained_variance, search):
+        """Set the fitted attributes of the width search and the explained variance."""
+        self.explained_variance_score_ = explained_variance
+        self.n_components_search_ = search
+
+    def _publish_measured(self, X, sample_weight):
+        """Measure the explained variance of the model just fitted on X; publish it."""
+        X = self._validate_input(X, reset=False)
+        weights = None
+        if sample_weight is not None:
+            weights = check_weights(sample_weight, X).astype(np.float64)
+        self._publish_sizing(measured_explained_variance(self, X, weights), None)
+
     def _fitted_attributes(self):
         """Return every fitted attribute, to put back with `_restore_attributes`."""
         return {
@@ -855,6 +926,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         metadata["feature_names_in_"] = (
             None if names is None else [str(name) for name in names]
         )
+        metadata["explained_variance_score_"] = self.__dict__.get(
+            "explained_variance_score_"
+        )
+        metadata["n_components_search_"] = self.__dict__.get("n_components_search_")
         return metadata, tensors
 
     def _from_file(self, metadata, tensors):
@@ -880,6 +955,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             features["feature_names_in_"] = np.asarray(
                 [str(name) for name in names], dtype=object
             )
+        sizing = check_sizing_metadata(
+            metadata.get("explained_variance_score_"),
+            metadata.get("n_components_search_"),
+        )
         output_config = metadata.get("output_config")
         if output_config is not None:
             if not (
@@ -892,6 +971,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 raise ValueError(f"output_config {output_config!r} is not valid.")
             self._sklearn_output_config = dict(output_config)
         self._publish(state, features)
+        self._publish_sizing(*sizing)
         return self
 
     def transform(self, X):

@@ -102,9 +102,18 @@ def _build_parser():
         "--n-components",
         nargs="+",
         type=_positive_int,
-        default=list(DEFAULT_N_COMPONENTS),
         metavar="N",
-        help="code widths to compare (default: 2 30 100)",
+        help="code widths to compare (default: 2 30 100, none with --variance)",
+    )
+    compare.add_argument(
+        "--variance",
+        nargs="+",
+        type=_fraction,
+        metavar="F",
+        help=(
+            "fractions of the variance, e.g. 0.8 0.9 0.95: the width PCA and the "
+            "autoencoder each need to explain them"
+        ),
     )
     compare.add_argument(
         "--preset",
@@ -158,6 +167,18 @@ def _positive_int(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value} must be a fraction strictly between 0 and 1"
+        )
+    return value
+
+
 def _compare(args):
     """Run ``skae compare``; every check that can fail happens before training."""
     plt = _import_extras()
@@ -177,13 +198,22 @@ def _compare(args):
     X_train, _, X_test, y_test = _load_data(args)
     n_features = X_train.shape[1]
     widest = min(n_features, len(X_train))
-    too_wide = [n for n in args.n_components if n > widest]
+    widths = args.n_components
+    if widths is None:
+        widths = [] if args.variance else list(DEFAULT_N_COMPONENTS)
+    too_wide = [n for n in widths if n > widest]
     if too_wide:
         raise UsageError(
             f"--n-components {too_wide[0]} must be <= min(n_features={n_features}, "
             f"training images={len(X_train)}) = {widest}."
         )
-    n_components_list = sorted(set(args.n_components))
+    if args.variance and len(X_train) < 2:
+        raise UsageError(
+            "--variance needs at least 2 training images: one image has no "
+            "variance to explain."
+        )
+    n_components_list = sorted(set(widths))
+    fractions = sorted(set(args.variance or ()))
     params = dict(PRESETS[args.preset])
     if args.max_iter:
         params["max_iter"] = args.max_iter
@@ -203,45 +233,52 @@ def _compare(args):
         )
     published = False
     try:
-        models = {}
-        for n in n_components_list:
-            models[f"PCA-{n}"] = PCA(n_components=n, random_state=args.random_state)
-            models[f"AE-{n}"] = MLPAutoencoder(
-                **{**params, "n_components": n},
-                verbose=0 if args.quiet else (1 if args.no_progress else 2),
-                callbacks=_display_callbacks(
-                    args, X_test, staging, n, plot_images, plt
-                ),
+        models, table, sizing = {}, None, None
+        if n_components_list:
+            for n in n_components_list:
+                models[f"PCA-{n}"] = PCA(n_components=n, random_state=args.random_state)
+                models[f"AE-{n}"] = MLPAutoencoder(
+                    **{**params, "n_components": n},
+                    verbose=0 if args.quiet else (1 if args.no_progress else 2),
+                    callbacks=_display_callbacks(
+                        args, X_test, staging, n, plot_images, plt
+                    ),
+                )
+            with warnings.catch_warnings():
+                # The epochs are fixed by the preset: not converging is expected.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                table = compare(models, X_train, X_test, verbose=not args.quiet)
+            table = _add_ratio_to_pca(table)
+            print(("" if args.quiet else "\n") + _format_table(table))
+
+            pca_and_ae = {name: models[name] for name in models}
+            fig = plot_reconstructions(X_test, pca_and_ae, n=10)
+            fig.savefig(staging / "reconstructions.png", dpi=80)
+            ax = plot_images(X_test, 3, 5, title="test images")
+            ax.figure.savefig(staging / "originals.png", dpi=80)
+            _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+            for n in n_components_list:
+                plot_loss_curve(models[f"AE-{n}"], ax=ax, label=f"AE-{n}")
+            ax.figure.savefig(staging / "loss_curve.png", dpi=80)
+            ax = plot_error_vs_components(table)
+            ax.figure.savefig(staging / "error_vs_components.png", dpi=80)
+            if 2 in n_components_list:
+                fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
+                for ax, name in zip(axes, ["AE-2", "PCA-2"], strict=True):
+                    plot_latent(models[name], y_test, X=X_test, ax=ax)
+                    ax.set_title(f"{name}: 2-D code of the test images")
+                fig.savefig(staging / "latent_2d.png", dpi=80)
+            plt.close("all")
+
+        if fractions:
+            sizing = _size_by_variance(
+                args, params, fractions, X_train, X_test, staging, plt
             )
-        with warnings.catch_warnings():
-            # The epochs are fixed by the preset: not converging is expected.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            table = compare(models, X_train, X_test, verbose=not args.quiet)
-        table = _add_ratio_to_pca(table)
-        print(("" if args.quiet else "\n") + _format_table(table))
-
-        pca_and_ae = {name: models[name] for name in models}
-        fig = plot_reconstructions(X_test, pca_and_ae, n=10)
-        fig.savefig(staging / "reconstructions.png", dpi=80)
-        ax = plot_images(X_test, 3, 5, title="test images")
-        ax.figure.savefig(staging / "originals.png", dpi=80)
-        _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-        for n in n_components_list:
-            plot_loss_curve(models[f"AE-{n}"], ax=ax, label=f"AE-{n}")
-        ax.figure.savefig(staging / "loss_curve.png", dpi=80)
-        ax = plot_error_vs_components(table)
-        ax.figure.savefig(staging / "error_vs_components.png", dpi=80)
-        if 2 in n_components_list:
-            fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
-            for ax, name in zip(axes, ["AE-2", "PCA-2"], strict=True):
-                plot_latent(models[name], y_test, X=X_test, ax=ax)
-                ax.set_title(f"{name}: 2-D code of the test images")
-            fig.savefig(staging / "latent_2d.png", dpi=80)
-        plt.close("all")
-
-        results = _results_record(args, models, X_train, X_test, table)
+        results = _results_record(args, models, X_train, X_test, table, sizing)
         (staging / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (staging / "report.md").write_text(_report_markdown(results, table, staging))
+        (staging / "report.md").write_text(
+            _report_markdown(results, table, sizing, staging)
+        )
         written = sorted(
             str(path.relative_to(staging))
             for path in staging.rglob("*")
@@ -378,7 +415,7 @@ def _format_table(table):
     )
 
 
-def _results_record(args, models, X_train, X_test, table):
+def _results_record(args, models, X_train, X_test, table, sizing):
     import sklearn
     import torch
 
@@ -401,7 +438,10 @@ def _results_record(args, models, X_train, X_test, table):
             "scikit-learn": sklearn.__version__,
             "python": platform.python_version(),
         },
-        "results": table.reset_index().to_dict(orient="records"),
+        "results": (
+            [] if table is None else table.reset_index().to_dict(orient="records")
+        ),
+        "variance": sizing,
     }
 
 
@@ -422,7 +462,7 @@ def _resolved_params(model):
     return params
 
 
-def _report_markdown(results, table, staging):
+def _report_markdown(results, table, sizing, staging):
     lines = [
         "# skae compare",
         "",
@@ -430,17 +470,34 @@ def _report_markdown(results, table, staging):
         f"{results['n_test']} test images). Preset: {results['preset']}. "
         f"Date: {results['date']}.",
         "",
-        "Test reconstruction error (MSE per pixel; SE/image is summed over the "
-        "784 pixels):",
-        "",
-        "```",
-        _format_table(table),
-        "```",
-        "",
     ]
+    if table is not None:
+        lines += [
+            "Test reconstruction error (MSE per pixel; SE/image is summed over the "
+            "784 pixels):",
+            "",
+            "```",
+            _format_table(table),
+            "```",
+            "",
+        ]
+    if sizing is not None:
+        lines += [
+            "How many components for a fraction of the variance: PCA's width "
+            "on the training images, the autoencoder's on the rows its early "
+            "stopping holds out (on the training images when it holds none "
+            "out), each model's explained variance of the test images, and the "
+            "seconds of the autoencoder's width search:",
+            "",
+            "```",
+            _format_sizing(sizing),
+            "```",
+            "",
+        ]
     pictures = [
         ("reconstructions.png", "Test images, then each model's reconstructions"),
         ("error_vs_components.png", "Test error against n_components"),
+        ("variance_vs_components.png", "Explained variance against n_components"),
         ("loss_curve.png", "Autoencoder training loss per epoch"),
         ("latent_2d.png", "2-D codes of the test images"),
         ("originals.png", "Test images"),
@@ -526,3 +583,80 @@ def _import_extras():
             "pip install 'skae[all]'."
         ) from None
     return plt
+
+
+def _size_by_variance(args, params, fractions, X_train, X_test, staging, plt):
+    """Fit PCA and the autoencoder for each fraction; print, plot, return the rows."""
+    import time
+
+    from sklearn.decomposition import PCA
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skae import MLPAutoencoder
+    from skae.metrics import explained_variance
+    from skae.plotting import plot_explained_variance
+
+    spectrum = PCA(svd_solver="full").fit(X_train)
+    pca_curve = np.cumsum(spectrum.explained_variance_ratio_)
+    rows, searches = [], {}
+    for fraction in fractions:
+        if not args.quiet:
+            print(f"searching the width for {fraction} of the variance")
+        # PCA's own rule for a float n_components.
+        pca_width = min(
+            int(np.searchsorted(pca_curve, fraction, side="right")) + 1,
+            pca_curve.size,
+        )
+        pca = PCA(n_components=pca_width, svd_solver="full").fit(X_train)
+        model = MLPAutoencoder(
+            **{**params, "n_components": fraction},
+            verbose=0 if args.quiet else 1,
+        )
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            # The epochs are fixed by the preset: not converging is expected.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X_train)
+        seconds = time.perf_counter() - start
+        searches[fraction] = model.n_components_search_
+        rows.append(
+            {
+                "fraction": fraction,
+                "pca_n_components": pca_width,
+                "autoencoder_n_components": int(model.n_components_),
+                "width_vs_pca": model.n_components_ / pca_width,
+                "pca_test_explained_variance": explained_variance(pca, X_test),
+                "autoencoder_explained_variance": model.explained_variance_score_,
+                "autoencoder_test_explained_variance": explained_variance(
+                    model, X_test
+                ),
+                "search_fits": len(model.n_components_search_),
+                "search_seconds": seconds,
+                "search": model.n_components_search_,
+            }
+        )
+    print(("" if args.quiet else "\n") + _format_sizing(rows))
+    ax = plot_explained_variance(spectrum, searches)
+    ax.figure.savefig(staging / "variance_vs_components.png", dpi=80)
+    plt.close(ax.figure)
+    return rows
+
+
+def _format_sizing(rows):
+    """Return the printed table of `_size_by_variance`'s rows."""
+    header = (
+        f"{'fraction':>8} {'PCA n':>6} {'AE n':>5} {'AE/PCA':>6} "
+        f"{'PCA test':>8} {'AE test':>8} {'AE held-out':>11} {'fits':>4} "
+        f"{'search s':>8}"
+    )
+    lines = [header]
+    for row in rows:
+        lines.append(
+            f"{row['fraction']:>8} {row['pca_n_components']:>6} "
+            f"{row['autoencoder_n_components']:>5} {row['width_vs_pca']:>6.2f} "
+            f"{row['pca_test_explained_variance']:>8.4f} "
+            f"{row['autoencoder_test_explained_variance']:>8.4f} "
+            f"{row['autoencoder_explained_variance']:>11.4f} "
+            f"{row['search_fits']:>4} {row['search_seconds']:>8.1f}"
+        )
+    return "\n".join(lines)

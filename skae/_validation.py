@@ -62,7 +62,9 @@ def check_hidden_layer_sizes(estimator):
 def check_fit_params(estimator, X):
     """Check the parameters that depend on the data."""
     n_features = X.shape[1]
-    if estimator.n_components > n_features:
+    n_components = estimator.n_components
+    # A float is a fraction of the variance: its width is searched within n_features.
+    if isinstance(n_components, Integral) and n_components > n_features:
         raise ValueError(
             f"n_components={estimator.n_components} must be <= n_features={n_features}."
         )

@@ -3,9 +3,9 @@
 import time
 
 import numpy as np
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import _check_sample_weight, check_array
 
-__all__ = ["compare", "reconstruction_error"]
+__all__ = ["compare", "explained_variance", "reconstruction_error"]
 
 
 def reconstruction_error(estimator, X):
@@ -45,6 +45,93 @@ def reconstruction_error(estimator, X):
     X_reconstructed = estimator.inverse_transform(estimator.transform(X))
     X = check_array(X, dtype=[np.float64, np.float32])
     return float(np.mean(np.square(X - X_reconstructed, dtype=np.float64)))
+
+
+def explained_variance(estimator, X, *, mean=None, sample_weight=None):
+    """Fraction of X's variance that the reconstruction of X explains.
+
+    ``1 - sum(||x - x_reconstructed||^2) / sum(||x - mean||^2)`` over the rows
+    x of X, where ``x_reconstructed = inverse_transform(transform(x))``. For
+    PCA fitted on X it equals ``explained_variance_ratio_.sum()``; for any
+    reducer it is scikit-learn's ``r2_score(X, X_reconstructed,
+    multioutput="variance_weighted")``: the variance of every feature counts in
+    proportion to its size, as in PCA. It is 1 for a perfect reconstruction and
+    can be negative for a reconstruction worse than the mean.
+
+    Works with any fitted transformer that has `transform` and
+    `inverse_transform`: PCA, MLPAutoencoder, a Pipeline of them.
+
+    Parameters
+    ----------
+    estimator : fitted transformer
+        Has `transform` and `inverse_transform`.
+    X : array-like of shape (n_samples, n_features)
+        Data to reconstruct.
+    mean : array-like of shape (n_features,), default=None
+        The point the variance is measured around; None takes the column
+        means of X (weighted by `sample_weight`). Pass the training data's
+        means to measure held-out rows as PCA's ``mean_`` sees them.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each row in both sums; None weighs all equally.
+
+    Returns
+    -------
+    score : float
+        The fraction explained. When X has no variance around `mean` (a
+        single row, or constant columns), it is 1.0 for a perfect
+        reconstruction and 0.0 otherwise, as ``r2_score`` decides.
+
+    See Also
+    --------
+    reconstruction_error : The mean squared error of the same reconstruction.
+    sklearn.decomposition.PCA : Its ``explained_variance_ratio_`` per component.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.metrics import explained_variance
+    >>> X = np.random.RandomState(0).rand(50, 4)
+    >>> pca = PCA(n_components=2).fit(X)
+    >>> bool(np.isclose(explained_variance(pca, X),
+    ...                 pca.explained_variance_ratio_.sum()))
+    True
+    """
+    X_reconstructed = estimator.inverse_transform(estimator.transform(X))
+    X = check_array(X, dtype=[np.float64, np.float32])
+    weights = None
+    if sample_weight is not None:
+        weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    if mean is not None:
+        mean = np.asarray(mean, dtype=np.float64)
+        if mean.shape != (X.shape[1],):
+            raise ValueError(
+                f"mean has shape {mean.shape}; expected ({X.shape[1]},), one "
+                "value per feature of X."
+            )
+    return _explained_variance_of(X, X_reconstructed, mean=mean, weights=weights)
+
+
+def _explained_variance_of(X, X_reconstructed, *, mean=None, weights=None):
+    """`explained_variance` of validated arrays."""
+    if mean is None:
+        mean = np.average(X, axis=0, weights=weights)
+    residual = _row_sums(np.square(X - X_reconstructed, dtype=np.float64), weights)
+    total = _row_sums(np.square(X - mean, dtype=np.float64), weights)
+    return _fraction_explained(residual, total)
+
+
+def _fraction_explained(residual, total):
+    """Return 1 - residual / total; r2_score's 1.0 or 0.0 when total is 0."""
+    if total == 0:
+        return 1.0 if residual == 0 else 0.0
+    return float(1.0 - residual / total)
+
+
+def _row_sums(squares, weights):
+    """Sum of squared entries over the rows, each row weighted."""
+    per_row = squares.sum(axis=1)
+    return float(per_row.sum() if weights is None else per_row @ weights)
 
 
 def compare(models, X_train, X_test, *, verbose=False):

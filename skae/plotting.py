@@ -9,6 +9,7 @@ import numpy as np
 __all__ = [
     "image_grid",
     "plot_error_vs_components",
+    "plot_explained_variance",
     "plot_images",
     "plot_latent",
     "plot_loss_curve",
@@ -352,6 +353,81 @@ def plot_error_vs_components(results, *, ax=None, metric="test_mse"):
     ax.set_yscale("log")
     ax.set_xlabel("n_components")
     ax.set_ylabel(metric.replace("_", " "))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def plot_explained_variance(pca, searches=None, *, ax=None):
+    """Plot explained variance against n_components: PCA's curve, the searches' points.
+
+    PCA's curve is free from its spectrum, ``cumsum(explained_variance_ratio_)``
+    (on the rows it was fitted on). Each width search of an MLPAutoencoder with
+    a float ``n_components`` adds the widths it fitted, the width chosen
+    circled, and its fraction as a dotted line.
+
+    Parameters
+    ----------
+    pca : fitted PCA
+        Fitted with every component (``PCA()``) for the whole curve.
+    searches : dict, default=None
+        Maps a fraction to a fitted MLPAutoencoder with that float
+        ``n_components``, or to its ``n_components_search_``.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on.
+
+    See Also
+    --------
+    skae.metrics.explained_variance : The fraction the points show.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.plotting import plot_explained_variance
+    >>> X = np.random.RandomState(0).rand(80, 6)
+    >>> search = [{"n_components": 2, "explained_variance": 0.5, "n_iter": 3,
+    ...            "seconds": 1.0}]
+    >>> ax = plot_explained_variance(PCA().fit(X), {0.5: search})
+    >>> [line.get_label() for line in ax.lines][:2]
+    ['PCA', 'autoencoder, 0.5']
+    """
+    if ax is None:
+        _, ax = _pyplot().subplots(figsize=(6, 4), layout="constrained")
+    curve = np.cumsum(pca.explained_variance_ratio_)
+    widths = np.arange(1, curve.size + 1)
+    ax.plot(widths, curve, label="PCA")
+    for fraction, search in (searches or {}).items():
+        if not isinstance(search, list):
+            search = search.n_components_search_
+        tried = sorted((e["n_components"], e["explained_variance"]) for e in search)
+        (points,) = ax.plot(
+            [width for width, _ in tried],
+            [value for _, value in tried],
+            linestyle="none",
+            marker="o",
+            label=f"autoencoder, {fraction}",
+        )
+        reached = [width for width, value in tried if value >= fraction]
+        if reached:
+            ax.plot(
+                [min(reached)],
+                [dict(tried)[min(reached)]],
+                linestyle="none",
+                marker="o",
+                markersize=12,
+                markerfacecolor="none",
+                color=points.get_color(),
+            )
+        ax.axhline(fraction, linestyle=":", color=points.get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("n_components")
+    ax.set_ylabel("explained variance")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     return ax

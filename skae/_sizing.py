@@ -1,0 +1,309 @@
+"""The width search: n_components as a fraction of variance, as in PCA.
+
+`fit_by_variance` fits `MLPAutoencoder` at the smallest code width whose
+reconstruction explains a fraction of the variance on the rows the fit measures
+(the early-stopping rows it holds out, else the training rows). PCA fitted on
+the training rows gives an upper bound for free: the autoencoder starts as
+PCA, and early stopping keeps that start when training does not beat it. Each
+width tried is an ordinary fit of a clone, so it can stop early; the chosen
+clone's fitted state becomes the estimator's, which is then exactly
+``MLPAutoencoder(n_components=n_components_, random_state=seed).fit(X)``.
+"""
+
+import time
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import clone
+
+from skae._validation import early_stopping_on
+from skae.metrics import _fraction_explained, _row_sums
+
+# Rows reconstructed at a time when measuring the explained variance of a fit.
+MEASURED_ROWS = 8192
+
+
+def is_fraction(n_components):
+    """Whether n_components asks for a fraction of the variance (a float)."""
+    return isinstance(n_components, Real) and not isinstance(n_components, Integral)
+
+
+def check_known_width(estimator, method):
+    """Refuse a fraction of variance where the width must be known beforehand."""
+    if is_fraction(estimator.n_components):
+        raise ValueError(
+            f"{method} needs the code's width before it trains, but "
+            f"n_components={estimator.n_components!r} is a fraction of the "
+            "variance, which only fit can search widths for: the width must be "
+            "known before streaming. Set n_components to an int (e.g. the "
+            "n_components_ of a fit on a first chunk)."
+        )
+
+
+def held_out_rows(estimator, n_samples):
+    """Return the indices of the rows the last fit held out, or None."""
+    split = estimator._state.history.split
+    if not early_stopping_on(estimator, n_samples) or split is None:
+        return None
+    if split["n_samples"] != n_samples:
+        return None
+    # The permutation `_split` in skae/_autoencoder.py draws for this split.
+    order = torch.randperm(
+        n_samples, generator=torch.Generator().manual_seed(split["seed"])
+    )
+    return order[: split["validation_size"]].numpy()
+
+
+def measured_explained_variance(estimator, X, weights):
+    """Return the explained variance of a model just fitted on validated X.
+
+    Measured on the rows early stopping held out, else on every training row,
+    a chunk at a time: X may be a memory map larger than memory.
+    """
+    rows = held_out_rows(estimator, X.shape[0])
+    if rows is not None:
+        X = X[rows]
+        weights = None if weights is None else weights[rows]
+    if weights is None:
+        mean = X.mean(axis=0, dtype=np.float64)
+    else:
+        mean = (weights @ X) / weights.sum()
+    residual = total = 0.0
+    for start in range(0, X.shape[0], MEASURED_ROWS):
+        part = X[start : start + MEASURED_ROWS]
+        part_weights = (
+            None if weights is None else weights[start : start + MEASURED_ROWS]
+        )
+        squares = np.square(part - estimator._reconstruct(part), dtype=np.float64)
+        residual += _row_sums(squares, part_weights)
+        total += _row_sums(np.square(part - mean, dtype=np.float64), part_weights)
+    return _fraction_explained(residual, total)
+
+
+def fit_by_variance(estimator, X, sample_weight):
+    """Fit `estimator` at the smallest width explaining n_components of X's variance.
+
+    Validates everything and tries every width on clones; the estimator changes
+    only once the search has found its width.
+    """
+    fraction = float(estimator.n_components)
+    if estimator.warm_start and "_state" in estimator.__dict__:
+        raise ValueError(
+            f"warm_start=True continues training a model of a known width, but "
+            f"n_components={estimator.n_components!r} searches the width afresh. "
+            f"Set n_components={estimator.n_components_} (the width found) to "
+            "continue, or warm_start=False to search again."
+        )
+    data = estimator._check_training_input(X, sample_weight, reset=True)
+    X = data.X
+    weights = None if data.weight is None else data.weight.numpy().astype(np.float64)
+    if _total_variance(X, weights) == 0:
+        raise ValueError(
+            f"n_components={estimator.n_components!r} asks for a fraction of X's "
+            f"variance, but X has none (n_samples={X.shape[0]}, every column "
+            "constant): set n_components to an int."
+        )
+    seed = _shared_seed(estimator.random_state)
+    n_features = X.shape[1]
+    search = _WidthSearch(estimator, X, sample_weight, seed)
+
+    # The first width halves PCA's bound on all the rows; once a fit has shown
+    # which rows it holds out, the bound is PCA's width on those rows.
+    lo, hi = 0, _width_for(_pca_explained(X, weights, X, weights), fraction)
+    first = search.fit(max(1, (lo + hi + 1) // 2))
+    rows = held_out_rows(first.estimator, X.shape[0])
+    if rows is None:
+        pca_curve = _pca_explained(X, weights, X, weights)
+    else:
+        keep = np.ones(X.shape[0], dtype=bool)
+        keep[rows] = False
+        pca_curve = _pca_explained(
+            X[keep],
+            None if weights is None else weights[keep],
+            X[rows],
+            None if weights is None else weights[rows],
+        )
+    hi = _width_for(pca_curve, fraction)
+    if first.passed(fraction):
+        hi = min(hi, first.n_components)
+    else:
+        lo = first.n_components
+        hi = max(hi, lo + 1)
+    hi = min(hi, n_features)
+    halve_next = False
+    while hi - lo > 1:
+        width = (lo + hi) // 2
+        if not halve_next:
+            width = _predicted_width(search.last, pca_curve, fraction, lo, hi)
+        before = hi - lo
+        candidate = search.fit(width)
+        if candidate.passed(fraction):
+            hi = width
+        else:
+            lo = width
+        # Safeguarded interpolation: a guess that fails to halve the bracket is
+        # followed by a plain bisection step.
+        halve_next = (hi - lo) * 2 > before
+    chosen = search.tried.get(hi) or search.fit(hi)
+    fitted = chosen.estimator
+    # Commit: the chosen clone's fitted state becomes the estimator's.
+    estimator._publish(fitted._state, fitted._features())
+    estimator._publish_sizing(chosen.explained_variance, search.record)
+    return estimator
+
+
+class _Candidate:
+    """One width tried: its fitted clone and what the search recorded."""
+
+    def __init__(self, estimator, explained_variance):
+        self.estimator = estimator
+        self.explained_variance = explained_variance
+
+    @property
+    def n_components(self):
+        return self.estimator.n_components
+
+    def passed(self, fraction):
+        return self.explained_variance >= fraction
+
+
+class _WidthSearch:
+    """Fits clones of an estimator at given widths, keeping every result."""
+
+    def __init__(self, estimator, X, sample_weight, seed):
+        self.estimator = estimator
+        self.X = X
+        self.sample_weight = sample_weight
+        self.seed = seed
+        self.tried = {}
+        self.record = []
+        self.last = None
+
+    def fit(self, n_components):
+        """Fit the width `n_components` (once) and return its candidate."""
+        if n_components in self.tried:
+            self.last = self.tried[n_components]
+            return self.last
+        start = time.perf_counter()
+        fitted = clone(self.estimator).set_params(
+            n_components=int(n_components), random_state=self.seed
+        )
+        fitted.fit(self.X, sample_weight=self.sample_weight)
+        if fitted._state.unfinished:
+            # Ctrl-C: the clone kept its finished epochs, the search stops here.
+            raise KeyboardInterrupt
+        seconds = time.perf_counter() - start
+        explained = fitted.explained_variance_score_
+        self.record.append(
+            {
+                "n_components": int(n_components),
+                "explained_variance": float(explained),
+                "n_iter": int(fitted.n_iter_),
+                "seconds": seconds,
+            }
+        )
+        if self.estimator.verbose:
+            print(
+                f"n_components={n_components}: explained variance "
+                f"{explained:.4f} ({seconds:.1f} s)"
+            )
+        candidate = _Candidate(fitted, float(explained))
+        self.tried[n_components] = self.last = candidate
+        return candidate
+
+
+def _shared_seed(random_state):
+    """Return one int seed for every width, drawn as `make_generator` draws it."""
+    if isinstance(random_state, Integral):
+        return int(random_state)
+    if random_state is None:
+        random_state = np.random.mtrand._rand
+    return int(random_state.randint(np.iinfo(np.int32).max))
+
+
+def _total_variance(X, weights):
+    """Weighted sum of squared deviations from the column means."""
+    mean = np.average(X, axis=0, weights=weights)
+    per_row = np.square(X - mean, dtype=np.float64).sum(axis=1)
+    return float(per_row.sum() if weights is None else per_row @ weights)
+
+
+def _pca_explained(X_train, train_weights, X, weights):
+    """Explained variance of X by PCA of X_train with 0 .. n_features components.
+
+    Element k is ``explained_variance`` of PCA(k) fitted on X_train and measured
+    on X; with X = X_train it is ``[0, *cumsum(explained_variance_ratio_)]``.
+    """
+    X_train = np.asarray(X_train, dtype=np.float64)
+    mean = np.average(X_train, axis=0, weights=train_weights)
+    centered = X_train - mean
+    if train_weights is not None:
+        centered *= np.sqrt(train_weights / train_weights.sum())[:, None]
+    if centered.shape[0] >= centered.shape[1]:
+        _, vectors = np.linalg.eigh(centered.T @ centered)
+        components = vectors[:, ::-1]
+    else:
+        components = np.linalg.svd(centered, full_matrices=False)[2].T
+    shifted = np.asarray(X, dtype=np.float64) - mean
+    captured = np.square(shifted @ components)
+    per_row = np.square(shifted).sum(axis=1)
+    if weights is None:
+        captured, base = captured.sum(axis=0), per_row.sum()
+    else:
+        captured, base = weights @ captured, per_row @ weights
+    residual = base - np.concatenate([[0.0], np.cumsum(captured)])
+    curve = np.full(X.shape[1] + 1, np.nan)
+    # Held-out rows without variance give -inf: no width reaches a fraction there.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        curve[: residual.size] = 1.0 - np.maximum(residual, 0.0) / _total_variance(
+            X, weights
+        )
+    # Components beyond the training rows' rank explain nothing more.
+    return np.fmax.accumulate(np.nan_to_num(curve, nan=-np.inf))
+
+
+def _width_for(curve, fraction):
+    """Smallest width whose explained variance reaches `fraction`, else the widest."""
+    reached = np.flatnonzero(curve[1:] >= fraction)
+    return int(reached[0]) + 1 if reached.size else curve.size - 1
+
+
+def _predicted_width(last, pca_curve, fraction, lo, hi):
+    """Guess the width reaching `fraction`, strictly inside (lo, hi).
+
+    Assumes the autoencoder leaves the same share of PCA's unexplained variance
+    unexplained at every width as at the width fitted last.
+    """
+    pca_left = 1.0 - pca_curve[last.n_components]
+    ratio = (1.0 - last.explained_variance) / pca_left if pca_left > 0 else 1.0
+    if ratio > 0:
+        width = _width_for(1.0 - (1.0 - pca_curve) * ratio, fraction)
+    else:
+        width = lo + 1
+    return min(max(width, lo + 1), hi - 1)
+
+
+def check_sizing_metadata(explained_variance, search):
+    """Return a model file's (explained_variance_score_, n_components_search_)."""
+    if explained_variance is not None and not _is_number(explained_variance):
+        raise ValueError("explained_variance_score_ should be a number or null.")
+    if search is not None:
+        keys = {"n_components", "explained_variance", "n_iter", "seconds"}
+        if not isinstance(search, list) or not all(
+            isinstance(entry, dict)
+            and set(entry) == keys
+            and all(_is_number(value) for value in entry.values())
+            for entry in search
+        ):
+            raise ValueError(
+                "n_components_search_ should list objects with the keys "
+                f"{sorted(keys)}."
+            )
+        search = [dict(entry) for entry in search]
+    return (None if explained_variance is None else float(explained_variance)), search
+
+
+def _is_number(value):
+    """Whether a JSON value is a number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
