@@ -46,7 +46,6 @@ from skae._training import (
     train_epochs,
 )
 from skae._validation import (
-    TRAINABLE_MAX,
     architecture,
     check_finite_output,
     check_fit_params,
@@ -54,6 +53,7 @@ from skae._validation import (
     check_hidden_layer_sizes,
     check_noise,
     check_same_architecture,
+    check_trainable_range,
     check_validation_size,
     check_weights,
     early_stopping_on,
@@ -939,7 +939,6 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             tensors,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
-            learning_rate=self.learning_rate_init,
         )
         n_features = state.architecture["n_features"]
         if metadata["n_features_in_"] != n_features:
@@ -1139,12 +1138,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         else:
             probe = self
         X = probe._validate_input(X, reset=reset)
-        if X.size and float(np.abs(X).max()) > TRAINABLE_MAX:
-            raise ValueError(
-                f"X contains values up to {float(np.abs(X).max()):.3g} in "
-                f"magnitude; training squares them in float32, which overflows "
-                f"beyond {TRAINABLE_MAX:.0e}: rescale X, e.g. with StandardScaler."
-            )
+        check_trainable_range(X)
         weights = None
         if sample_weight is not None:
             weights = torch.from_numpy(check_weights(sample_weight, X))

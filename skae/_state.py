@@ -363,10 +363,10 @@ class TrainingState:
             generator_from_state(self.generator.get_state()),
             self.device,
         )
-        other.solver = self.solver
         if self.optimizer is not None:
-            other.optimizer = make_optimizer(other._parameters(), self.solver, 1.0, 0.0)
-            other.optimizer.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))
+            other._load_optimizer(
+                self.solver, copy.deepcopy(self.optimizer.state_dict())
+            )
         other.plan = copy.deepcopy(self.plan)
         if self.stopping is not None:
             other.stopping = copy.copy(self.stopping)
@@ -385,10 +385,18 @@ class TrainingState:
         self.decoder.to(device)
         self.device = device
         if state is not None:
-            self.optimizer = make_optimizer(self._parameters(), self.solver, 1.0, 0.0)
-            # load_state_dict moves the state to the parameters' device.
-            self.optimizer.load_state_dict(state)
+            self._load_optimizer(self.solver, state)
         return self
+
+    def _load_optimizer(self, solver, state_dict):
+        """Make a `solver` optimizer over the modules and load `state_dict` into it.
+
+        The learning rate and the rest come from the state dict's groups;
+        load_state_dict also moves the state to the parameters' device.
+        """
+        self.optimizer = make_optimizer(self._parameters(), solver, 1.0, 0.0)
+        self.optimizer.load_state_dict(state_dict)
+        self.solver = solver
 
     def to_tensors(self):
         """Return (JSON-able metadata, CPU tensors): the whole state, for a file."""
@@ -459,7 +467,7 @@ class TrainingState:
         return metadata, tensors
 
     @classmethod
-    def from_tensors(cls, metadata, tensors, *, tol, n_iter_no_change, learning_rate):
+    def from_tensors(cls, metadata, tensors, *, tol, n_iter_no_change):
         """Rebuild a state from `to_tensors`' output, checking every part.
 
         Raises ValueError, TypeError or KeyError on anything inconsistent, before
@@ -508,16 +516,16 @@ class TrainingState:
             solver = optimizer["solver"]
             if solver not in OPTIMIZER_STATE:
                 raise ValueError(f"unknown solver {solver!r}.")
-            state.use_optimizer(solver, learning_rate, 0.0)
             groups = optimizer["param_groups"]
             for group in groups:
                 if "betas" in group:
                     group["betas"] = tuple(group["betas"])
-            state.optimizer.load_state_dict(
+            state._load_optimizer(
+                solver,
                 {
                     "state": _optimizer_tensors(tensors, state._parameters(), solver),
                     "param_groups": groups,
-                }
+                },
             )
         elif any(name.startswith("optimizer.") for name in tensors):
             raise ValueError("optimizer tensors without optimizer metadata.")

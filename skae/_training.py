@@ -166,10 +166,14 @@ def evaluate(
     with torch.no_grad():
         for start in range(0, X.shape[0], batch_size):
             batch = X[start : start + batch_size]
-            losses = row_losses(encoder, decoder, batch, batch, loss).double()
             squared = functional.mse_loss(
                 decoder(encoder(batch)), batch, reduction="none"
             ).mean(dim=1, dtype=torch.float64)
+            # The squared-error loss is half of it: one forward pass, not two.
+            if loss == "squared_error":
+                losses = 0.5 * squared
+            else:
+                losses = row_losses(encoder, decoder, batch, batch, loss).double()
             if sample_weight is not None:
                 weights = sample_weight[start : start + batch_size].double()
                 losses, squared = losses * weights, squared * weights

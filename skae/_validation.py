@@ -179,16 +179,32 @@ def check_finite_output(output, X):
     if not np.isfinite(output).all():
         raise ValueError(
             "The model's output is not finite for this X (values up to "
-            f"{float(np.abs(X).max()):.3g} in magnitude): the network overflows "
+            f"{_largest_magnitude(X):.3g} in magnitude): the network overflows "
             "float32. Scale X as the training data was scaled."
         )
     return output
 
 
+def _largest_magnitude(X):
+    """Return max(|X|) from X's extremes, without allocating |X|."""
+    return max(abs(float(X.min())), abs(float(X.max()))) if X.size else 0.0
+
+
+def check_trainable_range(X):
+    """Raise if X holds values whose squares overflow float32 in training."""
+    largest = _largest_magnitude(X)
+    if largest > TRAINABLE_MAX:
+        raise ValueError(
+            f"X contains values up to {largest:.3g} in magnitude; training "
+            "squares them in float32, which overflows beyond "
+            f"{TRAINABLE_MAX:.0e}: rescale X, e.g. with StandardScaler."
+        )
+
+
 def check_float32_range(X):
     """Raise if finite float64 X holds values that overflow float32."""
-    if X.dtype == np.float64 and X.size:
-        largest = max(abs(float(X.min())), abs(float(X.max())))
+    if X.dtype == np.float64:
+        largest = _largest_magnitude(X)
         if largest > FLOAT32_MAX:
             raise ValueError(
                 f"X contains values up to {largest:.3g} in magnitude, beyond the "
