@@ -225,8 +225,7 @@ def _shared_seed(random_state):
 def _total_variance(X, weights):
     """Weighted sum of squared deviations from the column means."""
     mean = np.average(X, axis=0, weights=weights)
-    per_row = np.square(X - mean, dtype=np.float64).sum(axis=1)
-    return float(per_row.sum() if weights is None else per_row @ weights)
+    return _row_sums(np.square(X - mean, dtype=np.float64), weights)
 
 
 def _pca_explained(X_train, train_weights, X, weights):
