@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skae._missing import ObservedEncoder, column_fill
 from skae._modules import ACTIVATIONS
 from skae._persistence import save_model
 from skae._progress import batch_progress_bar, report_epoch
@@ -32,6 +33,12 @@ from skae._sizing import (
     fit_by_variance,
     is_fraction,
     measured_explained_variance,
+)
+from skae._sparse import (
+    dense_batches,
+    rows_for_training,
+    take_rows,
+    update_digest,
 )
 from skae._state import Diverged, Plan, StoppingRule, TrainingState
 from skae._torch_utils import make_generator, resolve_device
@@ -51,8 +58,10 @@ from skae._validation import (
     check_fit_params,
     check_float32_range,
     check_hidden_layer_sizes,
+    check_missing,
     check_noise,
     check_same_architecture,
+    check_sparse_complete,
     check_trainable_range,
     check_validation_size,
     check_weights,
@@ -657,7 +666,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         schedule = "constant" if incremental else self.learning_rate
         stopping = StoppingRule(validation_size > 0, self.tol, self.n_iter_no_change)
         if validation_size:
-            self._offer_start(stopping, state, previous, parts)
+            self._offer_start(stopping, state, previous, parts, _fill(state, data))
         plan = Plan(
             schedule=schedule,
             total_steps=n_epochs * n_batches(parts.X.shape[0], self._batch(parts)),
@@ -677,7 +686,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             resumable=not incremental,
         )
 
-    def _offer_start(self, stopping, state, previous, parts):
+    def _offer_start(self, stopping, state, previous, parts, fill):
         """Make the model a fit starts from a candidate of early stopping.
 
         The PCA start of a new model, or the best model of the previous fit when
@@ -704,6 +713,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             parts.X_validation,
             self.loss,
             parts.validation_weight,
+            fill=fill,
         )
         stopping.candidate(score, state.modules)
         stopping.pca_candidate = stopping.pca_start_best = previous is None
@@ -717,7 +727,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         weights = parts.weight
         if weights is not None:
             weights = (weights / weights.mean()).to(state.device)
-        loss_scale = state.loss_scale(parts.X, self.loss)
+        fill = _fill(state, data)
+        loss_scale = state.loss_scale(parts.X, self.loss, fill)
         before = self._fitted_attributes()
         # Commit: from here on the estimator describes this fit.
         self._publish(state, data.features)
@@ -764,6 +775,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                     else None
                 ),
                 precision=self.precision,
+                fill=fill,
             )
         except KeyboardInterrupt:
             # As MLPRegressor: keep what was learnt, but only whole epochs.
@@ -793,13 +805,15 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         stopping = state.stopping
         state.finish()
         if stopping.pca_candidate:
-            keep, statistics = beats_pca(state.encoder, state.decoder, *parts)
+            keep, statistics = beats_pca(
+                state.encoder, state.decoder, *parts, fill=fill
+            )
             if stopping.pca_start_best or not keep:
                 # No epoch beat the PCA start (of the training rows) beyond
                 # noise on the held-out rows: return PCA of all the rows, as
                 # PCA().fit(X) would; its score is the PCA start's.
                 weight = None if data.weight is None else data.weight.to(state.device)
-                state.restart_from_pca(_to_tensor(data.X, state.device), weight)
+                state.restart_from_pca(rows_for_training(data.X, state.device), weight)
                 state.history.best_validation_score = statistics["pca_score"]
         self._publish(state, data.features)
         if resumable and not stopping.stopped:
@@ -989,7 +1003,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
         return check_finite_output(
-            apply_in_batches(self.encoder_, X, device=self._device), X
+            apply_in_batches(self._observed_encoder(), X, device=self._device), X
         )
 
     def inverse_transform(self, X):
@@ -1051,8 +1065,17 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        residual = X - self._reconstruct(X)
-        return -np.mean(np.square(residual, dtype=np.float64), axis=1)
+        scores = np.empty(X.shape[0])
+        for start, stop, rows in dense_batches(X):
+            squares = np.square(rows - self._reconstruct(rows), dtype=np.float64)
+            if np.isnan(squares).any():
+                counts = (~np.isnan(squares)).sum(axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    scores[start:stop] = -np.nansum(squares, axis=1) / counts
+                scores[start:stop][counts == 0] = np.nan
+            else:
+                scores[start:stop] = -np.mean(squares, axis=1)
+        return scores
 
     def score(self, X, y=None):
         """Negative mean squared reconstruction error over all entries of X.
@@ -1071,11 +1094,21 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             ``-mean((X - predict(X)) ** 2)``, the mean of `score_samples`: higher
             is better, as scikit-learn's model selection expects.
         """
-        return float(np.mean(self.score_samples(X)))
+        scores = self.score_samples(X)
+        observed = ~np.isnan(scores)
+        if not observed.any():
+            raise ValueError(
+                "X has no observed entry: all its entries are NaN, so there is "
+                "no reconstruction error to score."
+            )
+        return float(np.mean(scores[observed]))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        # The width search measures variance on complete, dense rows only.
+        tags.input_tags.allow_nan = not is_fraction(self.n_components)
+        tags.input_tags.sparse = not is_fraction(self.n_components)
         return tags
 
     def __getstate__(self):
@@ -1117,9 +1150,16 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             if name in self.__dict__
         }
 
+    def _observed_encoder(self):
+        """Return the encoder of rows that may have missing entries."""
+        fill = self._state.fill
+        if fill is None:
+            fill = torch.zeros(self.n_features_in_, device=self._device)
+        return ObservedEncoder(self.encoder_, self.decoder_, fill)
+
     def _reconstruct(self, X):
         """Decode the encoding of validated X in one batched pass."""
-        autoencoder = torch.nn.Sequential(self.encoder_, self.decoder_)
+        autoencoder = torch.nn.Sequential(self._observed_encoder(), self.decoder_)
         return check_finite_output(
             apply_in_batches(autoencoder, X, device=self._device), X
         )
@@ -1138,6 +1178,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         else:
             probe = self
         X = probe._validate_input(X, reset=reset)
+        missing = check_missing(self, X, first_fit=reset)
         check_trainable_range(X)
         weights = None
         if sample_weight is not None:
@@ -1151,6 +1192,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             noise=noise,
             architecture=architecture(self, X.shape[1], hidden_layer_sizes),
             features=probe._features(),
+            missing=missing,
         )
 
     def _validate_input(self, X, reset):
@@ -1159,7 +1201,15 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             raise TypeError(
                 "X is None; expected an array-like of shape (n_samples, n_features)."
             )
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=reset,
+            accept_sparse=("csr", "csc"),
+            ensure_all_finite="allow-nan",
+        )
+        check_sparse_complete(X)
         check_float32_range(X)
         return X
 
@@ -1172,6 +1222,7 @@ class _TrainingData(NamedTuple):
     noise: dict
     architecture: dict
     features: dict
+    missing: bool = False
 
     @property
     def n_samples(self):
@@ -1207,7 +1258,7 @@ class _ZeroWeightSplit(ValueError):
 def _digest(data):
     """Return a SHA-256 of the training data and weights, as the fit sees them."""
     digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(data.X, dtype=np.float32).tobytes())
+    update_digest(digest, data.X)
     if data.weight is not None:
         digest.update(data.weight.numpy().tobytes())
     return digest.hexdigest()
@@ -1235,7 +1286,7 @@ def _split(data, validation_size, split, device):
     Raises ValueError, before anything is trained, when the weights of either
     side are all zero.
     """
-    X = _to_tensor(data.X, device)
+    X = rows_for_training(data.X, device)
     weight = data.weight
     if not validation_size:
         return _Parts(X, weight, None, None)
@@ -1256,7 +1307,7 @@ def _split(data, validation_size, split, device):
                 )
         validation_weight = validation_weight.to(device)
     keep, held_out = keep.to(device), held_out.to(device)
-    return _Parts(X[keep], weight, X[held_out], validation_weight)
+    return _Parts(take_rows(X, keep), weight, take_rows(X, held_out), validation_weight)
 
 
 def _build_state(architecture, parts, generator, device):
@@ -1281,11 +1332,15 @@ def _device_available(device):
     return True
 
 
-def _to_tensor(X, device):
-    """Copy validated X into a float32 tensor on `device` for training."""
-    X = np.asarray(X, dtype=np.float32)
-    if not X.flags.writeable:
-        # torch warns about read-only arrays (e.g. memory maps); training never
-        # writes to X, but a private copy keeps the warning from reaching users.
-        X = X.copy()
-    return torch.from_numpy(X).to(device)
+def _fill(state, data):
+    """Return the fill of missing inputs when training on `data` needs one, else None.
+
+    Needed when X has missing entries or the noise hides some; a model from a
+    file written before fills were saved gets its training rows' means.
+    """
+    if not (data.missing or "missing" in data.noise):
+        return None
+    if state.fill is None:
+        weight = None if data.weight is None else data.weight.to(state.device)
+        state.fill = column_fill(rows_for_training(data.X, state.device), weight)
+    return state.fill

@@ -12,31 +12,44 @@ import math
 
 import torch
 
-from skae._modules import pca_basis
+from skae._missing import filled, principal_axes
+from skae._sparse import batch_rows
 
 # One-sided: the model is kept when it is better with ~98% confidence.
 Z = 2.0
 
 
-def beats_pca(encoder, decoder, X, sample_weight, X_validation, validation_weight):
+def beats_pca(
+    encoder, decoder, X, sample_weight, X_validation, validation_weight, fill=None
+):
     """Whether the model beats PCA of X on X_validation beyond noise.
 
     Returns (decision, statistics): the weighted mean of the per-row
     differences of mean squared error (model minus PCA, so negative favours
     the model), its standard error, the number of validation rows, and PCA's
-    validation score (negative mean squared error).
+    validation score (negative mean squared error). With `fill`, rows may have
+    missing entries: both models see them filled, and are scored on the
+    observed ones. X and X_validation may be `skae._sparse.SparseRows`.
     """
-    n_components = encoder(X_validation[:1]).shape[1]
     if sample_weight is not None:
         sample_weight = sample_weight.to(X.device)
-    components, mean = pca_basis(X, n_components, sample_weight)
+    encoder.eval()
+    decoder.eval()
     with torch.no_grad():
-        encoder.eval()
-        decoder.eval()
-        model_errors = _row_errors(decoder(encoder(X_validation)), X_validation)
-        centred = X_validation - mean
-        pca_output = centred @ components.T @ components + mean
-        pca_errors = _row_errors(pca_output, X_validation)
+        first = X_validation[:1]
+        if fill is not None:
+            first = filled(first, fill)
+        n_components = encoder(first).shape[1]
+        components, mean = principal_axes(X, n_components, sample_weight)
+        model_parts, pca_parts = [], []
+        step = batch_rows(X_validation.shape[1])
+        for start in range(0, X_validation.shape[0], step):
+            batch = X_validation[start : start + step]
+            inputs = batch if fill is None else filled(batch, fill)
+            pca_output = (inputs - mean) @ components.T @ components + mean
+            model_parts.append(_row_errors(decoder(encoder(inputs)), batch))
+            pca_parts.append(_row_errors(pca_output, batch))
+        model_errors, pca_errors = torch.cat(model_parts), torch.cat(pca_parts)
     differences = (model_errors - pca_errors).double()
     pca_squared = pca_errors.double()
     n_rows = differences.shape[0]
@@ -68,5 +81,10 @@ def beats_pca(encoder, decoder, X, sample_weight, X_validation, validation_weigh
 
 
 def _row_errors(output, X):
-    """Mean squared error of each row."""
-    return (output - X).square().mean(dim=1)
+    """Mean squared error of each row over its observed (not NaN) entries."""
+    squares = (output - X).square()
+    observed = ~torch.isnan(squares)
+    if bool(observed.all()):
+        return squares.mean(dim=1)
+    counts = observed.sum(dim=1).clamp(min=1)
+    return torch.where(observed, squares, 0.0).sum(dim=1) / counts

@@ -14,9 +14,11 @@ import time
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse
 import torch
 from sklearn.base import clone
 
+from skae._sparse import batch_rows
 from skae._validation import early_stopping_on
 from skae.metrics import _fraction_explained, _row_sums
 
@@ -59,26 +61,46 @@ def measured_explained_variance(estimator, X, weights):
     """Return the explained variance of a model just fitted on validated X.
 
     Measured on the rows early stopping held out, else on every training row,
-    a chunk at a time: X may be a memory map larger than memory.
+    a chunk at a time: X may be a memory map larger than memory, or sparse.
+    Missing entries (NaN) count neither in the residual nor in the total.
     """
     rows = held_out_rows(estimator, X.shape[0])
     if rows is not None:
         X = X[rows]
         weights = None if weights is None else weights[rows]
-    if weights is None:
-        mean = X.mean(axis=0, dtype=np.float64)
-    else:
-        mean = (weights @ X) / weights.sum()
+    mean = _observed_mean(X, weights)
     residual = total = 0.0
-    for start in range(0, X.shape[0], MEASURED_ROWS):
-        part = X[start : start + MEASURED_ROWS]
-        part_weights = (
-            None if weights is None else weights[start : start + MEASURED_ROWS]
-        )
+    step = batch_rows(X.shape[1], MEASURED_ROWS)
+    for start in range(0, X.shape[0], step):
+        part = X[start : start + step]
+        if scipy.sparse.issparse(part):
+            part = part.toarray()
+        part_weights = None if weights is None else weights[start : start + step]
         squares = np.square(part - estimator._reconstruct(part), dtype=np.float64)
+        deviations = np.square(part - mean, dtype=np.float64)
+        if np.isnan(squares).any():
+            squares, deviations = np.nan_to_num(squares), np.nan_to_num(deviations)
         residual += _row_sums(squares, part_weights)
-        total += _row_sums(np.square(part - mean, dtype=np.float64), part_weights)
+        total += _row_sums(deviations, part_weights)
     return _fraction_explained(residual, total)
+
+
+def _observed_mean(X, weights):
+    """Return the (weighted) mean of each column over its observed entries."""
+    if scipy.sparse.issparse(X):
+        if weights is None:
+            return np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
+        return np.asarray(X.T @ weights).ravel() / weights.sum()
+    observed = ~np.isnan(X)
+    if observed.all():
+        if weights is None:
+            return X.mean(axis=0, dtype=np.float64)
+        return (weights @ X) / weights.sum()
+    row_weights = np.ones(X.shape[0]) if weights is None else weights
+    counts = row_weights @ observed
+    sums = row_weights @ np.where(observed, X, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, 0.0)
 
 
 def fit_by_variance(estimator, X, sample_weight):
@@ -97,6 +119,13 @@ def fit_by_variance(estimator, X, sample_weight):
         )
     data = estimator._check_training_input(X, sample_weight, reset=True)
     X = data.X
+    if data.missing or scipy.sparse.issparse(X):
+        raise ValueError(
+            f"n_components={estimator.n_components!r} searches the width by the "
+            "variance of complete, dense rows, but X is "
+            f"{'sparse' if scipy.sparse.issparse(X) else 'missing entries (NaN)'}"
+            ": set n_components to an int."
+        )
     weights = None if data.weight is None else data.weight.numpy().astype(np.float64)
     if _total_variance(X, weights) == 0:
         raise ValueError(

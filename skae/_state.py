@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from skae._missing import column_fill, filled, principal_axes
 from skae._modules import (
     LinearResidual,
     build_autoencoder,
-    pca_basis,
     pca_linear_paths,
     set_pca_paths,
 )
+from skae._sparse import batch_rows
 from skae._torch_utils import generator_from_state
 from skae._training import (
     copy_state,
@@ -185,6 +186,9 @@ class TrainingState:
         self.plan = None
         self.stopping = None
         self.history = History()
+        # The training rows' column means over observed entries: what fills a
+        # missing entry before it is encoded. None in files written before it.
+        self.fill = None
 
     @classmethod
     def build(cls, architecture, X, sample_weight, generator, device):
@@ -193,7 +197,7 @@ class TrainingState:
         if architecture["init"] == "pca":
             pca = tuple(
                 t.cpu()
-                for t in pca_basis(X, architecture["n_components"], sample_weight)
+                for t in principal_axes(X, architecture["n_components"], sample_weight)
             )
         encoder, decoder = build_autoencoder(
             architecture["n_features"],
@@ -205,9 +209,11 @@ class TrainingState:
             generator=generator,
             pca=pca,
         )
-        return cls(
+        state = cls(
             architecture, encoder.to(device), decoder.to(device), generator, device
         )
+        state.fill = column_fill(X, sample_weight).to(device)
+        return state
 
     @property
     def modules(self):
@@ -261,15 +267,17 @@ class TrainingState:
         self.stopping = stopping
         return scheduler
 
-    def loss_scale(self, X, loss):
+    def loss_scale(self, X, loss, fill=None):
         """Return the yardstick of an exploding loss for training on X.
 
         The larger of what a model that outputs zeros loses, 0.5 * mean(X ** 2),
         and what the model loses before this run: a random network's first loss
         on data of tiny magnitude is far above the former, yet training is fine.
         """
-        sample = X[: min(X.shape[0], 4096)]
-        start_loss, _ = evaluate(self.encoder, self.decoder, sample, loss)
+        sample = X[: min(X.shape[0], batch_rows(X.shape[1]))]
+        start_loss, _ = evaluate(self.encoder, self.decoder, sample, loss, fill=fill)
+        if fill is not None:
+            sample = filled(sample, fill)
         zeros = 0.5 * float(sample.square().mean())
         scale = max(zeros, start_loss if math.isfinite(start_loss) else 0.0)
         return max(scale, 1e-30)
@@ -312,7 +320,7 @@ class TrainingState:
         For a fit in which no epoch validated better than its PCA start (fitted
         on the training rows): what it returns is then PCA of all the rows.
         """
-        basis = pca_basis(X, self.architecture["n_components"], sample_weight)
+        basis = principal_axes(X, self.architecture["n_components"], sample_weight)
         set_pca_paths(*pca_linear_paths(self.encoder, self.decoder), *basis)
         for module in self.modules:
             if isinstance(module, LinearResidual):
@@ -374,6 +382,7 @@ class TrainingState:
                 _copy_stopping_state(self.stopping.state_dict())
             )
         other.history = copy.deepcopy(self.history)
+        other.fill = None if self.fill is None else self.fill.clone()
         return other
 
     def to(self, device):
@@ -383,6 +392,8 @@ class TrainingState:
         state = None if self.optimizer is None else self.optimizer.state_dict()
         self.encoder.to(device)
         self.decoder.to(device)
+        if self.fill is not None:
+            self.fill = self.fill.to(device)
         self.device = device
         if state is not None:
             self._load_optimizer(self.solver, state)
@@ -431,6 +442,8 @@ class TrainingState:
                     if tensor is not None:
                         tensors[f"optimizer.{index}.{key}"] = tensor.detach().cpu()
         tensors["rng_state"] = self.generator.get_state()
+        if self.fill is not None:
+            tensors["missing.fill"] = self.fill.detach().cpu().contiguous()
         if self.plan is not None:
             plan = self.plan
             stopping = self.stopping.state_dict()
@@ -500,7 +513,7 @@ class TrainingState:
             if not name.startswith(
                 ("encoder.", "decoder.", "optimizer.", "unfinished.")
             )
-            and name != "rng_state"
+            and name not in ("rng_state", "missing.fill")
         }
         if unknown:
             raise ValueError(f"unexpected tensors {sorted(unknown)}.")
@@ -510,6 +523,7 @@ class TrainingState:
             _rng_state(tensors.get("rng_state"), "rng_state")
         )
         state = cls(architecture, encoder, decoder, generator, torch.device("cpu"))
+        state.fill = _fill(tensors.get("missing.fill"), n_features)
         state.history = _history(metadata)
         optimizer = metadata.get("optimizer")
         if optimizer is not None:
@@ -739,6 +753,20 @@ def _optimizer_tensors(tensors, parameters, solver):
             )
         state.setdefault(int(index), {})[key] = tensor
     return state
+
+
+def _fill(tensor, n_features):
+    """Check the fill values read from a file (None when the file has none)."""
+    if tensor is None:
+        return None
+    if tensor.dtype != torch.float32 or tuple(tensor.shape) != (n_features,):
+        raise ValueError(
+            f"tensor missing.fill is {tensor.dtype} of shape {tuple(tensor.shape)}; "
+            f"expected torch.float32 of shape ({n_features},)."
+        )
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError("tensor missing.fill has values that are not finite.")
+    return tensor
 
 
 def _rng_state(tensor, name):

@@ -13,12 +13,14 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from skae._missing import masked_evaluation, masked_loss
 from skae._modules import split_last_activation
+from skae._sparse import batch_rows
 
 SOLVERS = ("adam", "adamw", "sgd")
 LOSSES = ("squared_error", "binary_crossentropy")
 SCHEDULES = ("constant", "cosine", "one_cycle")
-NOISE_KINDS = ("gaussian", "mask")
+NOISE_KINDS = ("gaussian", "mask", "missing")
 PRECISIONS = ("float32", "bfloat16")
 INFERENCE_BATCH_SIZE = 4096
 
@@ -137,8 +139,9 @@ def l2_penalty(modules, alpha, n_samples):
 def corrupt(X, noise, generator):
     """Return a noisy copy of X for denoising: Gaussian noise and/or masking.
 
-    `noise` maps "gaussian" to a standard deviation and "mask" to the fraction
-    of entries set to zero.
+    `noise` maps "gaussian" to a standard deviation, "mask" to the fraction
+    of entries set to zero and "missing" to the fraction of entries hidden as
+    missing (NaN), which the masked loss fills in the input and still scores.
     """
     X = X.clone()
     std = noise.get("gaussian", 0.0)
@@ -148,17 +151,22 @@ def corrupt(X, noise, generator):
     if fraction:
         keep = torch.rand(X.shape, generator=generator, device=X.device) >= fraction
         X *= keep
+    fraction = noise.get("missing", 0.0)
+    if fraction:
+        hide = torch.rand(X.shape, generator=generator, device=X.device) < fraction
+        X[hide] = torch.nan
     return X
 
 
-def evaluate(
-    encoder, decoder, X, loss, sample_weight=None, batch_size=INFERENCE_BATCH_SIZE
-):
+def evaluate(encoder, decoder, X, loss, sample_weight=None, batch_size=None, fill=None):
     """Return (mean loss, negative mean squared error) of reconstructing X.
 
     With `sample_weight`, both are means over the rows weighted by it, as
-    MLPRegressor weights its validation score.
+    MLPRegressor weights its validation score. With `fill`, X may have missing
+    entries (NaN): each row is scored on its observed entries
+    (`skae._missing.masked_evaluation`).
     """
+    batch_size = batch_size or batch_rows(X.shape[1], INFERENCE_BATCH_SIZE)
     encoder.eval()
     decoder.eval()
     loss_sum = 0.0
@@ -166,6 +174,14 @@ def evaluate(
     with torch.no_grad():
         for start in range(0, X.shape[0], batch_size):
             batch = X[start : start + batch_size]
+            if fill is not None:
+                losses, squared = masked_evaluation(encoder, decoder, batch, fill, loss)
+                if sample_weight is not None:
+                    weights = sample_weight[start : start + batch_size].double()
+                    losses, squared = losses * weights, squared * weights
+                loss_sum += float(losses.sum())
+                squared_sum += float(squared.sum())
+                continue
             squared = functional.mse_loss(
                 decoder(encoder(batch)), batch, reduction="none"
             ).mean(dim=1, dtype=torch.float64)
@@ -204,6 +220,7 @@ def train_epochs(
     on_epoch_end=None,
     batch_progress=None,
     precision="float32",
+    fill=None,
 ):
     """Run up to `n_epochs` passes of mini-batch optimisation over the rows of `X`.
 
@@ -248,6 +265,9 @@ def train_epochs(
     precision : {"float32", "bfloat16"}, default="float32"
         "bfloat16" runs the forward pass and the loss under torch.autocast: the
         matrix products in bfloat16, the weights and the optimizer in float32.
+    fill : torch.Tensor of shape (n_features,), default=None
+        Given when `X` (or the noise) has missing entries (NaN): the values
+        that fill missing inputs; the loss is then `skae._missing.masked_loss`.
 
     Returns
     -------
@@ -283,9 +303,14 @@ def train_epochs(
             inputs = corrupt(batch, noise, noise_generator) if noise else batch
             weights = None if sample_weight is None else sample_weight[rows]
             with autocast:
-                batch_loss = reconstruction_loss(
-                    encoder, decoder, inputs, batch, loss, weights
-                )
+                if fill is None:
+                    batch_loss = reconstruction_loss(
+                        encoder, decoder, inputs, batch, loss, weights
+                    )
+                else:
+                    batch_loss = masked_loss(
+                        encoder, decoder, inputs, batch, fill, loss, weights
+                    )
             if alpha:
                 batch_loss = batch_loss + l2_penalty(
                     (encoder, decoder), alpha, stop - start
@@ -303,7 +328,7 @@ def train_epochs(
         validation_loss = validation_score = None
         if X_validation is not None:
             validation_loss, validation_score = evaluate(
-                encoder, decoder, X_validation, loss, validation_weight
+                encoder, decoder, X_validation, loss, validation_weight, fill=fill
             )
         record = EpochRecord(
             epoch=epoch,
@@ -344,10 +369,10 @@ def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
     """Run `module` over the rows of the array `X`, a batch at a time.
 
     Only one batch of `X` is converted to a float32 tensor at a time, so `X` can be
-    a memory map far larger than memory; a batch that already is writeable
-    float32 in C order is used in place, without a copy. Each result is copied
-    once, straight into one preallocated array of dtype `out_dtype` (default:
-    `X`'s dtype).
+    a memory map far larger than memory, or a scipy.sparse matrix; a batch that
+    already is writeable float32 in C order is used in place, without a copy.
+    Each result is copied once, straight into one preallocated array of dtype
+    `out_dtype` (default: `X`'s dtype).
 
     Returns
     -------
@@ -355,10 +380,11 @@ def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
     """
     out = None
     n_samples = X.shape[0]
+    step = batch_rows(X.shape[1], INFERENCE_BATCH_SIZE)
     module.eval()
     with torch.inference_mode():
-        for start in range(0, n_samples, INFERENCE_BATCH_SIZE):
-            stop = min(start + INFERENCE_BATCH_SIZE, n_samples)
+        for start in range(0, n_samples, step):
+            stop = min(start + step, n_samples)
             result = module(_batch_tensor(X[start:stop], device))
             if out is None:
                 out = np.empty((n_samples, result.shape[1]), dtype=out_dtype or X.dtype)
@@ -369,6 +395,9 @@ def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
 
 def _batch_tensor(batch, device):
     """Return the rows `batch` as a float32 tensor on `device`, shared if possible."""
+    if hasattr(batch, "toarray"):
+        # Sparse rows are densified here, one batch at a time.
+        batch = batch.toarray()
     batch = np.asarray(batch)
     if not (
         batch.dtype == np.float32 and batch.flags.c_contiguous and batch.flags.writeable

@@ -5,9 +5,12 @@ either returns what the fit needs or raises a ValueError that names the
 parameter, its value and the rule.
 """
 
+import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse
 from sklearn.utils.validation import _check_sample_weight
 
 from skae._training import NOISE_KINDS
@@ -85,7 +88,7 @@ def check_fit_params(estimator, X):
                 "output_activation='logistic' (got "
                 f"output_activation={estimator.output_activation!r})."
             )
-        low, high = X.min(), X.max()
+        low, high = _extremes(X)
         if low < 0 or high > 1:
             raise ValueError(
                 "loss='binary_crossentropy' needs X in [0, 1], but X ranges "
@@ -139,6 +142,9 @@ def check_noise(estimator):
         raise ValueError(f"noise['gaussian']={gaussian!r} must be a float >= 0.")
     if not isinstance(mask, Real) or not 0 <= mask < 1:
         raise ValueError(f"noise['mask']={mask!r} must be in [0, 1).")
+    hidden = noise.get("missing", 0.0)
+    if not isinstance(hidden, Real) or not 0 <= hidden < 1:
+        raise ValueError(f"noise['missing']={hidden!r} must be in [0, 1).")
     return {kind: float(value) for kind, value in noise.items() if value}
 
 
@@ -187,7 +193,71 @@ def check_finite_output(output, X):
 
 def _largest_magnitude(X):
     """Return max(|X|) from X's extremes, without allocating |X|."""
-    return max(abs(float(X.min())), abs(float(X.max()))) if X.size else 0.0
+    if not (X.size if not scipy.sparse.issparse(X) else X.shape[0] * X.shape[1]):
+        return 0.0
+    low, high = _extremes(X)
+    return max(abs(low), abs(high))
+
+
+def _extremes(X):
+    """Return (min, max) of X over its observed (not NaN) entries, as floats."""
+    low, high = float(X.min()), float(X.max())
+    if math.isnan(low) or math.isnan(high):
+        # Only computed when there is a NaN: nanmin reads X once more. An
+        # all-NaN X has no extremes; 0 lets the checks that need it refuse it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, high = float(np.nanmin(X)), float(np.nanmax(X))
+        if math.isnan(low):
+            return 0.0, 0.0
+    return low, high
+
+
+def check_sparse_complete(X):
+    """Refuse NaN among a sparse X's stored values."""
+    if scipy.sparse.issparse(X) and np.isnan(X.data).any():
+        raise ValueError(
+            "Sparse X contains NaN: skae reads the entries a sparse matrix does "
+            "not store as zeros, and does not take NaN among those it stores. "
+            "Pass a dense array to mark missing entries with NaN."
+        )
+
+
+def check_missing(estimator, X, first_fit):
+    """Return whether X has missing entries (NaN); refuse what cannot be learnt.
+
+    Sparse X must be complete. When a model is built from X (`first_fit`),
+    its observed entries must at least number the parameters of a
+    rank-n_components matrix of X's shape, ``k * (n_samples + n_features - k)``:
+    with fewer, the missing entries are not determined by the observed ones.
+    """
+    if scipy.sparse.issparse(X):
+        return False
+    missing = np.isnan(X)
+    n_missing = int(np.count_nonzero(missing))
+    if not n_missing:
+        return False
+    n_samples, n_features = X.shape
+    if n_missing == X.size:
+        raise ValueError(
+            f"X has no observed entry: all its {X.size} entries are NaN, from "
+            "which nothing can be learnt."
+        )
+    k = estimator.n_components
+    if first_fit and isinstance(k, Integral):
+        needed = k * (n_samples + n_features - k)
+        observed = X.size - n_missing
+        if observed < needed:
+            raise ValueError(
+                f"X has {observed} observed entries and {n_missing} missing "
+                f"(NaN, {n_missing / X.size:.0%}), fewer than the {needed} "
+                f"numbers that a model with n_components={k} of {n_samples} "
+                f"rows and {n_features} features has (n_components * "
+                "(n_samples + n_features - n_components)): the missing "
+                "entries are not determined by the observed ones. Lower "
+                "n_components, or give more rows."
+            )
+    return True
 
 
 def check_trainable_range(X):

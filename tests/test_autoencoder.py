@@ -438,6 +438,14 @@ def assert_unchanged(ae, X, before):
     assert_array_equal(Z, before[1])
 
 
+def codes_with_nan(X):
+    return with_value(X[:, :5], np.nan)[:, 3:]
+
+
+def sparse_with_nan(X):
+    return sparse.csr_matrix(with_value(X, np.nan))
+
+
 def with_value(X, value):
     X = X.copy()
     X[3, 4] = value
@@ -447,23 +455,24 @@ def with_value(X, value):
 @pytest.mark.parametrize(
     "method, make_X, error, match",
     [
-        ("transform", lambda X: with_value(X, np.nan), ValueError, "NaN"),
         ("transform", lambda X: with_value(X, np.inf), ValueError, "infinity"),
         ("transform", lambda X: with_value(X, 1e300), ValueError, "float32 range"),
         ("transform", lambda X: X[:, :9], ValueError, "X has 9 features"),
         ("transform", lambda X: X[0], ValueError, "Expected 2D array"),
         ("transform", lambda X: X[:0], ValueError, "0 sample"),
-        ("transform", lambda X: sparse.csr_matrix(X), TypeError, "Sparse data"),
+        ("transform", lambda X: sparse_with_nan(X), ValueError, "Sparse X contains"),
         ("predict", lambda X: X[:, :9], ValueError, "X has 9 features"),
-        ("score", lambda X: with_value(X, np.nan), ValueError, "NaN"),
+        ("score", lambda X: np.full_like(X, np.nan), ValueError, "no observed entry"),
+        ("inverse_transform", lambda X: codes_with_nan(X), ValueError, "NaN"),
         ("inverse_transform", lambda X: X[:, :3], ValueError, "n_components=2"),
         ("inverse_transform", lambda X: X[:, :2].ravel(), ValueError, "2D array"),
         ("inverse_transform", lambda X: X[:0, :2], ValueError, "0 sample"),
-        ("fit", lambda X: with_value(X, np.nan), ValueError, "NaN"),
+        ("fit", lambda X: np.full_like(X, np.nan), ValueError, "all its 2000 entries"),
+        ("fit", lambda X: with_value(X, np.inf), ValueError, "infinity"),
         ("fit", lambda X: X[:0], ValueError, "0 sample"),
         ("fit", lambda X: X[:, :0], ValueError, "0 feature"),
         ("fit", lambda X: X[0], ValueError, "Expected 2D array"),
-        ("fit", lambda X: sparse.csr_matrix(X), TypeError, "Sparse data"),
+        ("fit", lambda X: sparse_with_nan(X), ValueError, "Sparse X contains NaN"),
     ],
 )
 def test_bad_input_is_refused_and_leaves_the_model_unchanged(

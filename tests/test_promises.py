@@ -202,7 +202,7 @@ def refused_calls(X):
             {"sample_weight": np.ones(7)},
             "sample_weight",
         ),
-        "NaN": ("fit", (np.where(X > 0.5, np.nan, X),), {}, "NaN"),
+        "all NaN": ("fit", (np.full_like(X, np.nan),), {}, "NaN"),
         "huge values": ("fit", (X * 1e19,), {}, "rescale X"),
         "all-zero weights": (
             "fit",

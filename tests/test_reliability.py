@@ -50,6 +50,10 @@ def with_value(X, value):
     return X
 
 
+def sparse_with_nan(X):
+    return scipy.sparse.csr_matrix(with_value(X, np.nan))
+
+
 def frame_with_text(X):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)])
@@ -59,7 +63,7 @@ def frame_with_text(X):
 
 # (method, builds the argument from the training data X, error, what it must say)
 BAD_INPUTS = {
-    "fit NaN": ("fit", lambda X: with_value(X, np.nan), ValueError, "NaN"),
+    "fit all NaN": ("fit", lambda X: np.full_like(X, np.nan), ValueError, "NaN"),
     "fit +inf": ("fit", lambda X: with_value(X, np.inf), ValueError, "infinity"),
     "fit -inf": ("fit", lambda X: with_value(X, -np.inf), ValueError, "infinity"),
     "fit None": ("fit", lambda X: None, TypeError, "X is None"),
@@ -83,8 +87,13 @@ BAD_INPUTS = {
     ),
     "fit ragged": ("fit", lambda X: [[1.0, 2.0], [3.0]], ValueError, "inhomogeneous"),
     "fit pandas text": ("fit", frame_with_text, ValueError, "string to float: 'dark'"),
-    "fit sparse": ("fit", scipy.sparse.csr_matrix, TypeError, "Sparse data"),
-    "transform NaN": ("transform", lambda X: with_value(X, np.nan), ValueError, "NaN"),
+    "fit sparse NaN": ("fit", sparse_with_nan, ValueError, "Sparse X contains NaN"),
+    "transform sparse inf": (
+        "transform",
+        lambda X: scipy.sparse.csr_matrix(with_value(X, np.inf)),
+        ValueError,
+        "infinity",
+    ),
     "transform inf": (
         "transform",
         lambda X: with_value(X, np.inf),
@@ -98,7 +107,7 @@ BAD_INPUTS = {
         "9 features, but MLPAutoencoder is expecting 10",
     ),
     "transform 1-D": ("transform", lambda X: X[0], ValueError, "Expected 2D array"),
-    "transform sparse": ("transform", scipy.sparse.csr_matrix, TypeError, "Sparse"),
+    "transform sparse NaN": ("transform", sparse_with_nan, ValueError, "NaN"),
     "transform strings": ("transform", lambda X: [["x"] * 10], ValueError, "string"),
     "inverse code width": (
         "inverse_transform",
@@ -136,7 +145,7 @@ BAD_INPUTS = {
         ValueError,
         "float32 range",
     ),
-    "score NaN": ("score", lambda X: with_value(X, np.nan), ValueError, "NaN"),
+    "score all NaN": ("score", lambda X: np.full_like(X, np.nan), ValueError, "NaN"),
     "score features": ("score", lambda X: X[:, :3], ValueError, "3 features"),
     "score empty": ("score", lambda X: X[:0], ValueError, "0 sample"),
 }
