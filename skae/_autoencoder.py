@@ -1106,7 +1106,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        # The width search measures variance on complete, dense rows only.
+        # The width search of a fraction trains on complete, dense rows only.
         tags.input_tags.allow_nan = not is_fraction(self.n_components)
         tags.input_tags.sparse = not is_fraction(self.n_components)
         return tags
