@@ -1,6 +1,7 @@
 """skae: scikit-learn compatible autoencoders on PyTorch."""
 
 from skae._autoencoder import MLPAutoencoder
+from skae._imputer import AutoencoderImputer
 from skae._persistence import ModelFileError, load_model
 
 __version__ = "0.1.0"
@@ -57,4 +58,4 @@ def load(path):
     return load_model(path, {"MLPAutoencoder": MLPAutoencoder})
 
 
-__all__ = ["MLPAutoencoder", "ModelFileError", "__version__", "load"]
+__all__ = ["AutoencoderImputer", "MLPAutoencoder", "ModelFileError", "__version__", "load"]

@@ -1150,16 +1150,17 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             if name in self.__dict__
         }
 
-    def _observed_encoder(self):
-        """Return the encoder of rows that may have missing entries."""
+    def _observed_encoder(self, n_rounds=None):
+        """Return the encoder of rows with missing entries (`skae._missing`)."""
         fill = self._state.fill
         if fill is None:
             fill = torch.zeros(self.n_features_in_, device=self._device)
-        return ObservedEncoder(self.encoder_, self.decoder_, fill)
+        return ObservedEncoder(self.encoder_, self.decoder_, fill, n_rounds)
 
-    def _reconstruct(self, X):
+    def _reconstruct(self, X, n_rounds=None):
         """Decode the encoding of validated X in one batched pass."""
-        autoencoder = torch.nn.Sequential(self._observed_encoder(), self.decoder_)
+        encoder = self._observed_encoder(n_rounds)
+        autoencoder = torch.nn.Sequential(encoder, self.decoder_)
         return check_finite_output(
             apply_in_batches(autoencoder, X, device=self._device), X
         )

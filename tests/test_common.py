@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skae import MLPAutoencoder
+from skae import AutoencoderImputer, MLPAutoencoder
 
 # The sparse checks fit and predict, and expect a prediction per sample.
 PREDICT_RECONSTRUCTS = (
@@ -65,13 +65,20 @@ EXPECTED_FAILED_FRACTION_CHECKS = {
 
 
 def expected_failed_checks(estimator):
+    if isinstance(estimator, AutoencoderImputer):
+        return {}
     if isinstance(estimator.n_components, float):
         return EXPECTED_FAILED_FRACTION_CHECKS
     return EXPECTED_FAILED_CHECKS
 
 
 @parametrize_with_checks(
-    [fast_autoencoder(), fast_autoencoder().set_params(n_components=0.9)],
+    [
+        fast_autoencoder(),
+        fast_autoencoder().set_params(n_components=0.9),
+        AutoencoderImputer(autoencoder=fast_autoencoder().set_params(n_components=1)),
+        AutoencoderImputer(add_indicator=True, autoencoder=fast_autoencoder()),
+    ],
     expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -1,0 +1,215 @@
+"""Missing values: MLPAutoencoder with NaN, and AutoencoderImputer."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+import skae
+from skae import AutoencoderImputer, MLPAutoencoder
+from skae._missing import masked_loss, pca_with_missing
+from skae._modules import build_autoencoder, pca_basis
+
+from _fitted import fingerprint
+
+pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
+
+
+def low_rank(n_samples=120, n_features=10, rank=2, seed=0):
+    rng = np.random.RandomState(seed)
+    return rng.rand(n_samples, rank) @ rng.rand(rank, n_features)
+
+
+def with_holes(X, fraction=0.2, seed=1):
+    X = X.copy()
+    X[np.random.RandomState(seed).rand(*X.shape) < fraction] = np.nan
+    return X
+
+
+def tiny(**params):
+    return MLPAutoencoder(
+        n_components=2, hidden_layer_sizes=(8,), max_iter=3, random_state=0, **params
+    )
+
+
+def test_masked_loss_equals_the_loss_without_missing_entries():
+    torch.manual_seed(0)
+    encoder, decoder = build_autoencoder(6, (4,), 2)
+    X = torch.rand(5, 6)
+    full = 0.5 * torch.nn.functional.mse_loss(decoder(encoder(X)), X)
+    fill = X.mean(dim=0)
+    torch.testing.assert_close(masked_loss(encoder, decoder, X, X, fill, "squared_error"), full)
+
+
+def test_masked_loss_ignores_missing_targets_and_normalises_each_row():
+    torch.manual_seed(0)
+    encoder, decoder = build_autoencoder(4, (), 2)
+    X = torch.rand(2, 4)
+    fill = torch.zeros(4)
+    holed = X.clone()
+    holed[0, :3] = torch.nan
+    output = decoder(encoder(torch.where(torch.isnan(holed), fill, holed)))
+    row0 = 0.5 * (output[0, 3] - X[0, 3]) ** 2
+    row1 = 0.5 * ((output[1] - X[1]) ** 2).mean()
+    expected = (row0 * 3.0 + row1 * 1.0) / 2
+    weights = torch.tensor([3.0, 1.0])
+    got = masked_loss(encoder, decoder, holed, holed, fill, "squared_error", weights)
+    torch.testing.assert_close(got, expected)
+
+
+def test_pca_start_with_missing_entries_recovers_the_complete_axes():
+    X = torch.from_numpy(low_rank(200, 8, rank=2).astype(np.float32))
+    holed = torch.from_numpy(with_holes(X.numpy(), 0.2))
+    components, _ = pca_basis(X, 2)
+    found, _ = pca_with_missing(holed, 2)
+    # The same plane: the projections of one basis on the other keep their length.
+    overlap = torch.linalg.svdvals(components @ found.T)
+    assert float(overlap.min()) > 0.99
+
+
+def test_fit_transform_score_with_missing_entries():
+    X = with_holes(low_rank())
+    ae = tiny().fit(X)
+    codes = ae.transform(X)
+    assert codes.shape == (120, 2) and np.isfinite(codes).all()
+    reconstructed = ae.inverse_transform(codes)
+    assert np.isfinite(reconstructed).all()
+    assert np.isfinite(ae.score(X))
+    assert np.isfinite(ae.score_samples(X)).all()
+    assert ae.__sklearn_tags__().input_tags.allow_nan
+
+
+def test_training_on_missing_entries_beats_the_column_means():
+    X = low_rank(300, 12, rank=2)
+    holed = with_holes(X, 0.2)
+    ae = MLPAutoencoder(n_components=2, random_state=0).fit(holed)
+    hidden = np.isnan(holed)
+    error = np.mean((ae.predict(holed) - X)[hidden] ** 2)
+    means = np.mean((np.nanmean(holed, axis=0) - X)[hidden] ** 2)
+    assert error < 0.5 * means
+
+
+def test_sample_weights_are_honoured_with_missing_entries():
+    X = with_holes(low_rank())
+    weights = np.r_[np.zeros(60), np.ones(60)]
+    weighted = tiny(early_stopping=False).fit(X, sample_weight=weights)
+    dropped = tiny(early_stopping=False).fit(X[60:])
+    unweighted = tiny(early_stopping=False).fit(X)
+    near = np.abs(weighted.predict(X) - dropped.predict(X)).max()
+    far = np.abs(unweighted.predict(X) - dropped.predict(X)).max()
+    assert near < far
+
+
+def test_rows_entirely_missing_get_finite_codes_and_nan_scores():
+    X = with_holes(low_rank())
+    X[:3] = np.nan
+    ae = tiny().fit(X)
+    assert np.isfinite(ae.transform(X[:3])).all()
+    scores = ae.score_samples(X)
+    assert np.isnan(scores[:3]).all() and np.isfinite(scores[3:]).all()
+    assert np.isfinite(ae.score(X))
+
+
+def test_a_column_never_observed_is_reconstructed_as_zero():
+    X = low_rank()
+    X[:, 4] = np.nan
+    ae = tiny().fit(X)
+    np.testing.assert_allclose(ae.predict(X)[:, 4], 0.0, atol=1e-6)
+    imputed = AutoencoderImputer(autoencoder=tiny()).fit_transform(X)
+    np.testing.assert_allclose(imputed[:, 4], 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_all_missing_X_is_refused_and_leaves_the_model_unchanged(method):
+    X = low_rank()
+    ae = tiny().fit(X)
+    before = fingerprint(ae)
+    with pytest.raises(ValueError, match="no observed entry"):
+        getattr(ae, method)(np.full_like(X, np.nan))
+    assert fingerprint(ae) == before
+
+
+def test_too_many_missing_entries_are_refused():
+    X = with_holes(low_rank(20, 10), 0.8)
+    with pytest.raises(ValueError, match=r"fewer than the \d+ numbers"):
+        tiny().fit(X)
+    with pytest.raises(ValueError, match="fewer than"):
+        MLPAutoencoder(n_components=10).fit(with_holes(low_rank(), 0.01))
+
+
+def test_infinity_is_still_refused():
+    X = with_holes(low_rank())
+    X[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        tiny().fit(X)
+
+
+def test_nan_in_codes_is_refused():
+    ae = tiny().fit(low_rank())
+    with pytest.raises(ValueError, match="NaN"):
+        ae.inverse_transform(np.array([[0.0, np.nan]]))
+
+
+def test_fraction_of_variance_refuses_missing_entries():
+    with pytest.raises(ValueError, match="set n_components to an int"):
+        MLPAutoencoder(n_components=0.9).fit(with_holes(low_rank()))
+
+
+def test_save_and_load_keep_the_fill(tmp_path):
+    X = with_holes(low_rank())
+    ae = tiny().fit(X)
+    ae.save(tmp_path / "model.skae")
+    loaded = skae.load(tmp_path / "model.skae")
+    np.testing.assert_array_equal(loaded.transform(X), ae.transform(X))
+
+
+def test_partial_fit_and_resume_with_missing_entries():
+    X = with_holes(low_rank())
+    ae = tiny(early_stopping=False)
+    for chunk in np.array_split(X, 3):
+        ae.partial_fit(chunk)
+    assert np.isfinite(ae.transform(X)).all()
+
+
+def test_imputer_changes_only_the_missing_entries():
+    X = low_rank(200, 10)
+    holed = with_holes(X, 0.2)
+    imputer = AutoencoderImputer(random_state=0).fit(holed)
+    imputed = imputer.transform(holed)
+    observed = ~np.isnan(holed)
+    np.testing.assert_array_equal(imputed[observed], holed[observed])
+    assert np.isfinite(imputed).all()
+    hidden = ~observed
+    error = np.mean((imputed - X)[hidden] ** 2)
+    means = np.mean((np.nanmean(holed, axis=0) - X)[hidden] ** 2)
+    assert error < 0.5 * means
+    assert 0 <= imputer.completion_rounds_ <= 3
+
+
+def test_imputer_with_indicator_and_other_placeholder():
+    X = low_rank(100, 6)
+    holed = X.copy()
+    holed[::5, 2] = -1.0
+    imputer = AutoencoderImputer(
+        missing_values=-1.0, add_indicator=True, autoencoder=tiny()
+    ).fit(holed)
+    out = imputer.transform(holed)
+    assert out.shape == (100, 7)
+    np.testing.assert_array_equal(out[:, 6], (holed[:, 2] == -1.0).astype(float))
+    assert (out[::5, 2] != -1.0).all()
+    assert list(imputer.get_feature_names_out())[-1] == "missingindicator_x2"
+
+
+def test_imputer_in_a_pipeline():
+    X = with_holes(low_rank(120, 6))
+    y = np.arange(120) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = make_pipeline(
+            AutoencoderImputer(autoencoder=tiny()), LogisticRegression()
+        ).fit(X, y)
+    assert pipeline.predict(X).shape == (120,)

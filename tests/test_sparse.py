@@ -1,0 +1,122 @@
+"""Sparse input: CSR, CSC and sparse arrays, densified a batch at a time."""
+
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+from sklearn.decomposition import PCA, TruncatedSVD
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import make_pipeline
+
+import skae
+from skae import MLPAutoencoder
+from skae._sparse import SparseRows
+
+pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
+
+
+def sparse_data(n_samples=150, n_features=40, seed=0):
+    return scipy.sparse.random(
+        n_samples, n_features, density=0.1, format="csr", random_state=seed
+    )
+
+
+def tiny(**params):
+    return MLPAutoencoder(
+        n_components=3, hidden_layer_sizes=(8,), max_iter=3, random_state=0, **params
+    )
+
+
+def decaying(n_samples, n_features):
+    """Sparse data whose variances decay by column: a spectrum with gaps."""
+    X = sparse_data(n_samples, n_features)
+    return X @ scipy.sparse.diags(0.6 ** np.arange(n_features))
+
+
+def test_sparse_pca_start_matches_dense_pca():
+    X = decaying(300, 30)
+    components, mean = SparseRows(X).principal_axes(3)
+    pca = PCA(3).fit(X.toarray())
+    np.testing.assert_allclose(mean.numpy(), pca.mean_, atol=1e-6)
+    overlap = np.linalg.svd(components.numpy() @ pca.components_.T)[1]
+    assert overlap.min() > 0.999
+
+
+def test_sparse_pca_start_with_weights_matches_repeated_rows():
+    X = decaying(60, 12)
+    weights = torch.tensor(np.r_[np.full(30, 2.0), np.ones(30)], dtype=torch.float32)
+    repeated = scipy.sparse.vstack([X[:30], X])
+    components, mean = SparseRows(X).principal_axes(2, weights)
+    expected, expected_mean = SparseRows(repeated).principal_axes(2)
+    np.testing.assert_allclose(mean.numpy(), expected_mean.numpy(), atol=1e-5)
+    overlap = np.linalg.svd(components.numpy() @ expected.numpy().T)[1]
+    assert overlap.min() > 0.999
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        scipy.sparse.csr_matrix,
+        scipy.sparse.csc_matrix,
+        scipy.sparse.csr_array,
+        scipy.sparse.coo_matrix,
+    ],
+)
+def test_sparse_input_gives_the_dense_results(convert):
+    # A random start: the same batches, densified, give the same training.
+    X = sparse_data()
+    dense = tiny(init="random").fit(X.toarray())
+    sparse = tiny(init="random").fit(convert(X))
+    np.testing.assert_allclose(sparse.transform(X), dense.transform(X.toarray()), atol=1e-5)
+    codes = sparse.transform(convert(X))
+    assert isinstance(codes, np.ndarray) and codes.shape == (150, 3)
+    assert np.isclose(sparse.score(convert(X)), dense.score(X.toarray()), rtol=1e-4)
+
+
+def test_partial_fit_on_sparse_chunks():
+    X = sparse_data()
+    ae = tiny()
+    for start in range(0, 150, 50):
+        ae.partial_fit(X[start : start + 50])
+    assert np.isfinite(ae.transform(X)).all()
+
+
+def test_save_and_load_a_model_fitted_on_sparse_data(tmp_path):
+    X = sparse_data()
+    ae = tiny().fit(X)
+    ae.save(tmp_path / "model.skae")
+    np.testing.assert_array_equal(
+        skae.load(tmp_path / "model.skae").transform(X), ae.transform(X)
+    )
+
+
+def test_text_pipeline_next_to_truncated_svd():
+    words = "cat dog fish bird tree leaf root stone river cloud".split()
+    rng = np.random.RandomState(0)
+    documents = [" ".join(rng.choice(words, 8)) for _ in range(80)]
+    svd = make_pipeline(TfidfVectorizer(), TruncatedSVD(5, random_state=0))
+    ae = make_pipeline(TfidfVectorizer(), tiny().set_params(n_components=5))
+    assert ae.fit_transform(documents).shape == svd.fit_transform(documents).shape
+
+
+def test_sparse_with_nan_is_refused():
+    X = sparse_data().toarray()
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="Sparse X contains NaN"):
+        tiny().fit(scipy.sparse.csr_matrix(X))
+
+
+def test_training_never_densifies_more_than_a_batch(monkeypatch):
+    X = sparse_data(200, 40)
+    largest = []
+    original = SparseRows.__getitem__
+
+    def spy(self, rows):
+        dense = original(self, rows)
+        largest.append(dense.shape[0])
+        return dense
+
+    monkeypatch.setattr(SparseRows, "__getitem__", spy)
+    tiny(batch_size=16).fit(X)
+    assert largest and max(largest) < 200
