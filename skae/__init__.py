@@ -58,4 +58,10 @@ def load(path):
     return load_model(path, {"MLPAutoencoder": MLPAutoencoder})
 
 
-__all__ = ["AutoencoderImputer", "MLPAutoencoder", "ModelFileError", "__version__", "load"]
+__all__ = [
+    "AutoencoderImputer",
+    "MLPAutoencoder",
+    "ModelFileError",
+    "__version__",
+    "load",
+]

@@ -42,7 +42,9 @@ def test_masked_loss_equals_the_loss_without_missing_entries():
     X = torch.rand(5, 6)
     full = 0.5 * torch.nn.functional.mse_loss(decoder(encoder(X)), X)
     fill = X.mean(dim=0)
-    torch.testing.assert_close(masked_loss(encoder, decoder, X, X, fill, "squared_error"), full)
+    torch.testing.assert_close(
+        masked_loss(encoder, decoder, X, X, fill, "squared_error"), full
+    )
 
 
 def test_masked_loss_ignores_missing_targets_and_normalises_each_row():

@@ -68,7 +68,9 @@ def test_sparse_input_gives_the_dense_results(convert):
     X = sparse_data()
     dense = tiny(init="random").fit(X.toarray())
     sparse = tiny(init="random").fit(convert(X))
-    np.testing.assert_allclose(sparse.transform(X), dense.transform(X.toarray()), atol=1e-5)
+    np.testing.assert_allclose(
+        sparse.transform(X), dense.transform(X.toarray()), atol=1e-5
+    )
     codes = sparse.transform(convert(X))
     assert isinstance(codes, np.ndarray) and codes.shape == (150, 3)
     assert np.isclose(sparse.score(convert(X)), dense.score(X.toarray()), rtol=1e-4)
