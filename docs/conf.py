@@ -348,6 +348,36 @@ def _never_worse_table():
     )
 
 
+def _impute_table():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import impute_rows, impute_summary, load_line, machine_line
+
+    results = json.loads((RESULTS / "impute.json").read_text())
+    header = ["data", "missing", "imputer", "RMSE", "x KNN", "seconds"]
+    return (
+        machine_line(results["machine"], "bench/impute.py").replace("`", "``")
+        + " "
+        + load_line(results["machine"])
+        + "\n\n"
+        + _table(header, impute_rows(results))
+        + "".join(f"\n- {item}\n" for item in impute_summary(results))
+    )
+
+
+def _sparse_table():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import load_line, machine_line, sparse_lines
+
+    results = json.loads((RESULTS / "sparse.json").read_text())
+    return (
+        machine_line(results["machine"], "bench/sparse.py").replace("`", "``")
+        + " "
+        + load_line(results["machine"])
+        + "\n"
+        + "".join(f"\n- {line.replace('`', '``')}\n" for line in sparse_lines(results))
+    )
+
+
 GENERATED.mkdir(exist_ok=True)
 for _name, _make in [
     ("never_worse", _never_worse_table),
@@ -357,5 +387,7 @@ for _name, _make in [
     ("onnx_table", _onnx_table),
     ("onnx_one_row", _onnx_one_row),
     ("sizing_table", _sizing_table),
+    ("impute_table", _impute_table),
+    ("sparse_table", _sparse_table),
 ]:
     (GENERATED / f"{_name}.rst").write_text(_make())

@@ -160,10 +160,123 @@ def speed_table(results):
     return "\n".join(lines) + "\n"
 
 
+def load_line(machine):
+    """Return the CPU flags and the load average a benchmark recorded."""
+    flags = ", ".join(machine.get("cpu_flags", [])) or "not recorded"
+    load = machine.get("load_average")
+    busy = "" if load is None else f"; load average {load[0]:.1f} at the end"
+    return f"CPU flags: {flags}{busy}."
+
+
+def impute_rows(results):
+    """Return [data, missing, imputer, RMSE, x KNN, seconds] rows of impute.json."""
+    knn = {
+        (row["data"], row["missing"]): row["rmse"]
+        for row in results["rows"]
+        if row["imputer"] == "KNN"
+    }
+    rows = []
+    for row in [*results["rows"], results["full"]]:
+        reference = knn.get((row["data"], row["missing"]))
+        rows.append(
+            [
+                row["data"],
+                f"{row['missing']:.0%}",
+                row["imputer"],
+                f"{row['rmse']:.3f}",
+                "" if reference is None else f"{row['rmse'] / reference:.2f}",
+                f"{row['seconds']:.1f}",
+            ]
+        )
+    return rows
+
+
+def impute_summary(results):
+    """Say whether the autoencoder reached its goals against KNNImputer."""
+    goal = results["goal"]
+    ours = [r for r in results["rows"] if r["imputer"] == "autoencoder"]
+    knn = {
+        (r["data"], r["missing"]): r for r in results["rows"] if r["imputer"] == "KNN"
+    }
+    items = []
+    for row in ours:
+        ratio = row["rmse"] / knn[(row["data"], row["missing"])]["rmse"]
+        verdict = "met" if ratio <= goal else "missed"
+        items.append(
+            f"{row['data']}, {row['missing']:.0%} missing: "
+            f"{ratio:.2f} times KNNImputer's RMSE (goal ≤ {goal}: {verdict})."
+        )
+    full = results["full"]
+    slowest = max(
+        (
+            r
+            for r in results["rows"]
+            if r["imputer"] == "KNN" and "fashion" in r["data"]
+        ),
+        key=lambda r: r["seconds"],
+    )
+    faster = "less" if full["seconds"] < slowest["seconds"] else "more"
+    items.append(
+        f"{full['data']}, 20% missing: RMSE {full['rmse']:.3f} in "
+        f"{full['seconds']:.0f} s, {faster} time than KNNImputer's "
+        f"{slowest['seconds']:.0f} s on {slowest['n_samples']:,} images."
+    )
+    return items
+
+
+def impute_table(results):
+    """Return the README section of bench/results/impute.json."""
+    lines = [
+        machine_line(results["machine"], "bench/impute.py"),
+        load_line(results["machine"]),
+        "RMSE on the entries hidden completely at random; x KNN: RMSE over "
+        "KNNImputer's; seconds of fit and transform.",
+        "",
+        "| data | missing | imputer | RMSE | x KNN | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in impute_rows(results)]
+    lines += [""] + [f"- {item}" for item in impute_summary(results)]
+    return "\n".join(lines) + "\n"
+
+
+def sparse_lines(results):
+    """Return the sentences that describe bench/results/sparse.json."""
+    mb = 2**20
+    extra = max(results["fit_extra_bytes"], results["transform_extra_bytes"])
+    return [
+        f"Data: {results['data']}, {results['nnz']:,} non-zeros, "
+        f"{results['csr_bytes'] / mb:,.0f} MB as CSR. Model: `{results['model']}`.",
+        f"Fit: {results['fit_seconds']:.0f} s "
+        f"({results['fit_rows_per_second']:,.0f} rows/s over its epochs); "
+        f"transform: {results['transform_rows_per_second']:,.0f} rows/s.",
+        f"Peak memory above the CSR matrix: {extra / mb:,.0f} MB "
+        f"(budget: the CSR's size plus 512 MB, "
+        f"{results['budget_bytes'] / mb:,.0f} MB: "
+        f"{'met' if results['within_budget'] else 'missed'}).",
+        f"Reconstruction error on 2,000 rows: {results['mse']:.3g}, "
+        f"{results['mse_ratio']:.3f} times TruncatedSVD(50)'s "
+        f"({results['svd_mse']:.3g}, fitted in {results['svd_seconds']:.0f} s).",
+    ]
+
+
+def sparse_table(results):
+    """Return the README section of bench/results/sparse.json."""
+    lines = [
+        machine_line(results["machine"], "bench/sparse.py"),
+        load_line(results["machine"]),
+        "",
+    ]
+    lines += [f"- {line}" for line in sparse_lines(results)]
+    return "\n".join(lines) + "\n"
+
+
 # Section name -> (results file under bench/results/, function rendering it).
 TABLES = {
     "quality": ("quality.json", quality_table),
     "speed": ("speed.json", speed_table),
+    "impute": ("impute.json", impute_table),
+    "sparse": ("sparse.json", sparse_table),
 }
 
 
