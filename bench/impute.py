@@ -12,6 +12,7 @@ Run:  python bench/impute.py [--fashion-rows 5000] [--full-rows 60000] [--out DI
 """
 
 import argparse
+import json
 import os
 import time
 import warnings
@@ -60,13 +61,23 @@ def main(argv=None):
     parser.add_argument("--fashion-rows", type=int, default=5000)
     parser.add_argument("--full-rows", type=int, default=60000)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--full-only",
+        action="store_true",
+        help="keep the comparison rows of the results file; rerun the full-size fit",
+    )
     args = parser.parse_args(argv)
     fashion = load_fashion_mnist(subset="train")[0].astype(np.float64)
     data = {
         "digits": load_digits().data / 16.0,
         f"fashion-mnist, first {args.fashion_rows:,}": fashion[: args.fashion_rows],
     }
-    rows = []
+    path = args.out / "impute.json"
+    if args.full_only:
+        previous = json.loads(path.read_text())
+        data, rows = {}, previous["rows"]
+    else:
+        previous, rows = {}, []
     print(f"{'data':<28}{'missing':>8}{'imputer':>13}{'RMSE':>8}{'seconds':>9}")
     for name, X in data.items():
         for fraction in FRACTIONS:
@@ -103,8 +114,9 @@ def main(argv=None):
         f"{full['data']:<28}{0.2:>8.0%}{'autoencoder':>13}{rmse:>8.3f}{seconds:>9.1f}"
     )
     write_results(
-        args.out / "impute.json",
+        path,
         {
+            **previous,
             "machine": {**machine(), "load_average": list(os.getloadavg())},
             "goal": GOAL,
             "rows": rows,
