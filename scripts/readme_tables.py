@@ -207,13 +207,12 @@ def impute_summary(results):
             f"{ratio:.2f} times KNNImputer's RMSE (goal ≤ {goal}: {verdict})."
         )
     full = results["full"]
-    slowest = max(
-        (
-            r
-            for r in results["rows"]
-            if r["imputer"] == "KNN" and "fashion" in r["data"]
-        ),
-        key=lambda r: r["seconds"],
+    slowest = next(
+        r
+        for r in results["rows"]
+        if r["imputer"] == "KNN"
+        and "fashion" in r["data"]
+        and r["missing"] == full["missing"]
     )
     faster = "less" if full["seconds"] < slowest["seconds"] else "more"
     items.append(
@@ -221,6 +220,8 @@ def impute_summary(results):
         f"{full['seconds']:.0f} s, {faster} time than KNNImputer's "
         f"{slowest['seconds']:.0f} s on {slowest['n_samples']:,} images."
     )
+    if results.get("rows_note"):
+        items.append(f"The rows above the last: {results['rows_note']}.")
     return items
 
 
