@@ -94,7 +94,10 @@ def to_onnx(estimator, X_sample=None, *, part="encoder", path=None, target_opset
     -------
     model : onnx.ModelProto
         The model, to serve with e.g. ``onnxruntime.InferenceSession(
-        model.SerializeToString())``.
+        model.SerializeToString())``. The graph takes complete rows: where
+        `MLPAutoencoder.transform` completes a row with missing entries (NaN)
+        before encoding it, the graph returns NaN for it. Impute first (e.g.
+        with `skae.AutoencoderImputer`) to serve such rows.
 
     Raises
     ------
@@ -187,8 +190,14 @@ def _part_widths(estimator, part):
 
 
 def _check_expressible(estimator):
-    """Refuse models whose transform does what the graph cannot express."""
-    if estimator.__sklearn_tags__().input_tags.allow_nan:
+    """Refuse models whose transform does what the graph cannot express.
+
+    MLPAutoencoder's completion of rows with missing entries is left out of the
+    graph, which returns NaN for such rows (see `to_onnx`); other models that
+    accept NaN are refused.
+    """
+    accepts_nan = estimator.__sklearn_tags__().input_tags.allow_nan
+    if accepts_nan and type(estimator).transform is not MLPAutoencoder.transform:
         raise NotImplementedError(
             f"{type(estimator).__name__} accepts missing values (NaN) in its input, "
             "which skae's ONNX converter cannot express: its graph would return NaN "

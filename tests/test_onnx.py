@@ -235,19 +235,27 @@ def test_wrong_inputs_are_refused():
 
 
 class _NanTolerantAutoencoder(MLPAutoencoder):
-    """Stands for a future model whose transform accepts missing values."""
+    """Stands for a future model whose own transform treats missing values."""
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
+    def transform(self, X):
+        return super().transform(X)
 
 
-def test_missing_value_support_is_refused():
+def test_missing_value_support_of_other_models_is_refused():
     X = small_data()
     ae = _NanTolerantAutoencoder(3, hidden_layer_sizes=(4,), max_iter=1).fit(X)
     with pytest.raises(NotImplementedError, match="missing values"):
         skae_onnx.to_onnx(ae)
+
+
+def test_the_graph_takes_complete_rows_and_gives_nan_for_missing_entries():
+    X = small_data().astype(np.float32)
+    ae = tiny().fit(X)
+    X_holed = X[:4].copy()
+    X_holed[0, 1] = np.nan
+    (codes,) = run(skae_onnx.to_onnx(ae), X_holed)
+    assert np.isnan(codes[0]).all()
+    np.testing.assert_allclose(codes[1:], ae.transform(X_holed[1:]), atol=1e-5)
 
 
 def test_estimator_method_delegates_to_to_onnx(tmp_path):
