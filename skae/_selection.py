@@ -26,10 +26,14 @@ def beats_pca(encoder, decoder, X, sample_weight, X_validation, validation_weigh
     the model), its standard error, the number of validation rows, and PCA's
     validation score (negative mean squared error).
     """
+    # X may stay in host memory when it is too big for the model's device.
+    device = next(encoder.parameters()).device
+    X_validation = X_validation.to(device)
     n_components = encoder(X_validation[:1]).shape[1]
     if sample_weight is not None:
         sample_weight = sample_weight.to(X.device)
     components, mean = pca_basis(X, n_components, sample_weight)
+    components, mean = components.to(device), mean.to(device)
     with torch.no_grad():
         encoder.eval()
         decoder.eval()

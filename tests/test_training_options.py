@@ -9,6 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import MLPAutoencoder, _training
+from skae._torch_utils import data_device
 from skae._training import copy_state, make_optimizer, make_scheduler
 
 
@@ -441,3 +442,11 @@ def test_bfloat16_training_tracks_float32(X_small):
 def test_unknown_precision_is_refused(X_small):
     with pytest.raises(ValueError, match="'precision' parameter"):
         tiny(precision="fp8").fit(X_small)
+
+
+@pytest.mark.parametrize(("n_bytes", "expected"), [(10**9, "cuda"), (3 * 10**9, "cpu")])
+def test_training_data_lives_on_the_gpu_when_it_fits(monkeypatch, n_bytes, expected):
+    # 4 GB free: up to half of it holds the data, the rest the model and batches.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (4 * 10**9, 8e9))
+    assert data_device(n_bytes, "cuda").type == expected
+    assert data_device(n_bytes, "cpu").type == "cpu"
