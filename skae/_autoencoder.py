@@ -140,6 +140,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Learning rate of the optimizer (the peak of a schedule). 0.002 is the
         highest peak that stayed stable at every n_components measured; 0.005
         reached lower errors with short codes but made the loss jump with 100.
+        With a PCA start, the linear PCA paths train at a tenth of this rate:
+        they start optimal, and at the full rate Adam's first steps move them
+        enough to make the model validate worse than its start for epochs.
 
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights, in MLPRegressor's form:
@@ -292,7 +295,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Best validation score of the candidates, whose weights the model keeps:
         the epochs in ``validation_scores_`` and the model the fit started from
         (the PCA start, or with warm start the previous fit's best), so it may
-        exceed ``max(validation_scores_)``. None unless early stopping was on.
+        exceed ``max(validation_scores_)``. When a fit returns PCA because no
+        epoch beat it beyond noise, it is PCA's score, which may be a little
+        below that of the best epoch. None unless early stopping was on.
 
     n_iter_ : int
         Number of epochs run, over all calls to `fit` (with warm start) and

@@ -241,7 +241,11 @@ class TrainingState:
         """Keep the optimizer when `solver` is unchanged, else start a fresh one."""
         if self.optimizer is None or self.solver != solver:
             self.optimizer = make_optimizer(
-                self._parameters(), solver, learning_rate, momentum
+                self._parameters(),
+                solver,
+                learning_rate,
+                momentum,
+                slow=self._pca_path_parameters(),
             )
             self.solver = solver
         if solver == "sgd":
@@ -416,7 +420,17 @@ class TrainingState:
         The learning rate and the rest come from the state dict's groups;
         load_state_dict also moves the state to the parameters' device.
         """
-        self.optimizer = make_optimizer(self._parameters(), solver, 1.0, 0.0)
+        groups = state_dict["param_groups"]
+        # Files written before the PCA paths had their own group have one.
+        slow = self._pca_path_parameters() if len(groups) > 1 else ()
+        self.optimizer = make_optimizer(
+            self._parameters(),
+            solver,
+            1.0,
+            0.0,
+            slow=slow,
+            slow_scale=groups[-1].get("lr_scale") if slow else None,
+        )
         self.optimizer.load_state_dict(state_dict)
         self.solver = solver
 
@@ -548,7 +562,9 @@ class TrainingState:
             state._load_optimizer(
                 solver,
                 {
-                    "state": _optimizer_tensors(tensors, state._parameters(), solver),
+                    "state": _optimizer_tensors(
+                        tensors, state._optimizer_order(len(groups)), solver
+                    ),
                     "param_groups": groups,
                 },
             )
@@ -605,6 +621,25 @@ class TrainingState:
 
     def _parameters(self):
         return [*self.encoder.parameters(), *self.decoder.parameters()]
+
+    def _optimizer_order(self, n_groups):
+        """Return the parameters in the optimizer's order, for `n_groups` groups."""
+        if n_groups == 1:
+            return self._parameters()
+        slow = {id(p) for p in self._pca_path_parameters()}
+        parameters = self._parameters()
+        return [p for p in parameters if id(p) not in slow] + [
+            p for p in parameters if id(p) in slow
+        ]
+
+    def _pca_path_parameters(self):
+        """Return the linear paths of a PCA start with corrections, else []."""
+        return [
+            p
+            for module in self.modules
+            if isinstance(module, LinearResidual)
+            for p in module.linear.parameters()
+        ]
 
 
 def _copy_stopping(stopping):

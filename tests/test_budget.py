@@ -219,3 +219,9 @@ def test_time_budget_unit():
         fake.now = 20.0
         # Past the deadline: stop, but keep the epochs that ran.
         assert budget.last_epoch(6, planned_last=100) == 6
+
+
+def test_early_stopping_still_ends_a_budgeted_fit(clock, X):
+    # A rule that fires after one epoch without a gain of 1e9: the first chance.
+    ae = budgeted(max_time=1e6, tol=1e9, n_iter_no_change=1).fit(X)
+    assert ae.n_iter_ == 2

@@ -126,3 +126,20 @@ def test_bfloat16_training_ends_within_two_percent_of_float32(X, init):
         assert ae.validation_scores_ is not None
         losses[precision] = ae.loss_curve_[-1]
     assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.02)
+
+
+def test_resume_continues_in_the_arithmetic_chosen(monkeypatch, X):
+    timings(monkeypatch, 1.0, 0.5)
+
+    def stop(estimator, record):
+        raise KeyboardInterrupt
+
+    with pytest.warns(UserWarning, match="interrupted"):
+        ae = model(precision="auto", callbacks=[stop]).fit(X)
+    assert ae.precision_ == "bfloat16"
+    timings(monkeypatch, 1.0, 2.0)
+    ae.set_params(callbacks=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ae.resume(X)
+    assert ae.precision_ == "bfloat16" and ae.n_iter_ == 3

@@ -450,3 +450,29 @@ def test_training_data_lives_on_the_gpu_when_it_fits(monkeypatch, n_bytes, expec
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (4 * 10**9, 8e9))
     assert data_device(n_bytes, "cuda").type == expected
     assert data_device(n_bytes, "cpu").type == "cpu"
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "one_cycle"])
+def test_the_pca_paths_train_at_a_tenth_of_the_rate(schedule):
+    X = np.random.RandomState(0).rand(200, 6).astype(np.float32)
+    rates = []
+
+    def record(estimator, record):
+        groups = estimator._state.optimizer.param_groups
+        rates.append([group["lr"] for group in groups])
+
+    MLPAutoencoder(
+        2,
+        hidden_layer_sizes=(8,),
+        learning_rate=schedule,
+        max_iter=3,
+        random_state=0,
+        callbacks=[record],
+    ).fit(X)
+    assert all(len(pair) == 2 for pair in rates)
+    for full, slow in rates:
+        assert slow == pytest.approx(full * _training.PCA_PATH_LR_SCALE)
+    random_start = MLPAutoencoder(
+        2, hidden_layer_sizes=(8,), init="random", max_iter=1
+    ).fit(X)
+    assert len(random_start._state.optimizer.param_groups) == 1
