@@ -12,8 +12,12 @@ Each default fit on the 60,000 training images takes about a minute on a
 2-core CPU and a search fits several widths: ``--train-size`` takes the first
 n training images instead, and the results say which size was used.
 
+With ``--max-time S`` each fraction's whole search gets a budget of S seconds
+(``MLPAutoencoder(max_time=S, max_iter=1000)``), shared among the widths it
+fits; without it, every width trains the default 18 epochs.
+
 Run:  python bench/sizing.py [--fractions 0.8 0.9 0.95] [--train-size 60000]
-                             [--out bench/results]
+                             [--max-time 300] [--out bench/results]
 
 Writes ``sizing.json`` (the table, with the date, machine and versions).
 """
@@ -63,11 +67,16 @@ def pca_held_out_width(ae, X_train, fraction):
     return _sizing._width_for(curve, fraction)
 
 
-def run(fraction, X_train, X_test, random_state):
+def run(fraction, X_train, X_test, random_state, max_time=None):
     """Size PCA and the autoencoder for one fraction; return the row."""
     pca = PCA(n_components=fraction, svd_solver="full")
     _, pca_seconds = timed(pca.fit, X_train)
-    ae = MLPAutoencoder(n_components=fraction, random_state=random_state)
+    ae = MLPAutoencoder(
+        n_components=fraction,
+        random_state=random_state,
+        max_time=max_time,
+        max_iter=18 if max_time is None else 1000,
+    )
     _, seconds = timed(ae.fit, X_train)
     goal = GOALS.get(fraction)
     row = {
@@ -88,6 +97,7 @@ def run(fraction, X_train, X_test, random_state):
         "goal_n_components": goal,
         "goal_met": None if goal is None else ae.n_components_ <= goal,
         "seconds_goal_met": seconds <= SECONDS_GOAL,
+        "max_time": max_time,
     }
     print_row(row)
     return row
@@ -117,6 +127,12 @@ def main(argv=None):
         default=None,
         help="use the first n training images (default: all 60,000)",
     )
+    parser.add_argument(
+        "--max-time",
+        type=float,
+        default=None,
+        help="time budget of each fraction's whole search, in seconds (max_time)",
+    )
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
@@ -136,7 +152,7 @@ def main(argv=None):
     load_before = os.getloadavg()[0]
     rows = []
     for fraction in args.fractions:
-        rows.append(run(fraction, X_train, X_test, args.random_state))
+        rows.append(run(fraction, X_train, X_test, args.random_state, args.max_time))
         # Written after every fraction, so that a run cut short keeps its rows.
         write_results(
             args.out / "sizing.json",
@@ -148,6 +164,7 @@ def main(argv=None):
                 "random_state": args.random_state,
                 "load_average_1min": [load_before, os.getloadavg()[0]],
                 "fractions": args.fractions,
+                "max_time": args.max_time,
                 "rows": rows,
             },
         )

@@ -379,6 +379,58 @@ def _sparse_table():
     )
 
 
+def _budget_table():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from readme_tables import budget_method, budget_rows, machine_line
+
+    results = json.loads((RESULTS / "budget.json").read_text())
+    header, rows = budget_rows(results)
+    return (
+        machine_line(results["machine"], "bench/budget.py").replace("`", "``")
+        + " "
+        + budget_method(results).replace("`", "``")
+        + "\n\n.. image:: ../../bench/results/budget.png\n"
+        + "   :alt: Test error as a fraction of PCA's against seconds of fitting\n\n"
+        + _table(header, rows)
+    )
+
+
+def _start_table():
+    results = json.loads((RESULTS / "start.json").read_text())
+    machine = results["machine"]
+    rows = []
+    for row in results["rows"]:
+        rows.append(
+            [
+                row["data"],
+                str(row["n_components"]),
+                f"{row['variant']} ({row['pca_path_lr_scale']:g}x)",
+                str(row["first_better_epoch"] or "never"),
+                str(row["epochs_worse_than_start"]),
+                f"{row['ratio']:.3f}",
+            ]
+        )
+    flags = ", ".join(machine["cpu_flags"]) or "no AVX-512"
+    return (
+        f"Measured {machine['date']} with ``python bench/start.py`` on "
+        f"{machine['cpu_count']} cores ({flags}), torch {machine['torch']}: "
+        f"{results['max_iter']} epochs each; Fashion-MNIST on its first "
+        f"{results['train_size']:,} training images. PCA paths' rate: full, or "
+        "the default fraction of it.\n\n"
+        + _table(
+            [
+                "data",
+                "k",
+                "PCA paths' rate",
+                "first epoch better than the start",
+                "epochs worse than the start",
+                "test MSE / PCA",
+            ],
+            rows,
+        )
+    )
+
+
 GENERATED.mkdir(exist_ok=True)
 for _name, _make in [
     ("never_worse", _never_worse_table),
@@ -390,5 +442,7 @@ for _name, _make in [
     ("sizing_table", _sizing_table),
     ("impute_table", _impute_table),
     ("sparse_table", _sparse_table),
+    ("budget_table", _budget_table),
+    ("start_table", _start_table),
 ]:
     (GENERATED / f"{_name}.rst").write_text(_make())

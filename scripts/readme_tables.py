@@ -272,12 +272,94 @@ def sparse_table(results):
     return "\n".join(lines) + "\n"
 
 
+def budget_rows(results):
+    """Return (header, rows) of bench/results/budget.json, as cell strings."""
+    header = ["k", "budget s", "precision", "epochs", "fit s", "AE / PCA", "target"]
+    rows = []
+    for row in results["rows"]:
+        goal = row["goal"]
+        target = (
+            "" if goal is None else f"≤ {goal}: {'met' if row['met'] else 'missed'}"
+        )
+        rows.append(
+            [
+                str(row["n_components"]),
+                str(row["budget_seconds"]),
+                row["precision"],
+                str(row["n_iter"]),
+                f"{row['fit_seconds']:.1f}",
+                f"{row['ratio']:.3f}",
+                target,
+            ]
+        )
+    return header, rows
+
+
+def budget_method(results):
+    """Say where and how bench/budget.py measured, as sentences."""
+    machine = results["machine"]
+    flags = ", ".join(machine.get("cpu_flags", [])) or "none"
+    loads = [row["load_average"] for row in results["rows"]]
+    bfloat16 = (
+        "native bfloat16"
+        if results["native_bfloat16"]
+        else "no native bfloat16, so float32 only"
+    )
+    return (
+        f"CPU flags: {flags} ({bfloat16}). Fashion-MNIST, "
+        f"{results['n_train']:,} training and {results['n_test']:,} test images; "
+        "the defaults with `max_time` set (and `max_iter=1000`); AE / PCA: test "
+        "MSE as a fraction of PCA's at the same k. One fit per row (a budget is "
+        "a time: a best of several would measure something else); load average "
+        f"{min(loads):.1f} to {max(loads):.1f} during the fits."
+    )
+
+
+def budget_table(results):
+    """Return the README section of bench/results/budget.json."""
+    header, rows = budget_rows(results)
+    lines = [
+        machine_line(results["machine"], "bench/budget.py"),
+        budget_method(results),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return "\n".join(lines) + "\n"
+
+
+def variance_table(results):
+    """Return the README section of bench/results/variance_sample.json."""
+    lines = [
+        machine_line(results["machine"], "bench/variance_sample.py")
+        + f" It ran `{results['command']}`: {results['n_train']:,} training and "
+        f"{results['n_test']:,} test digits. n: the width each needs; explained "
+        "variance of the test digits; the autoencoder's search: widths fitted "
+        "and seconds.",
+        "",
+        "| fraction | PCA n | AE n | AE / PCA | PCA test | AE test | fits | search s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results["rows"]:
+        lines.append(
+            f"| {row['fraction']} | {row['pca_n_components']} "
+            f"| {row['autoencoder_n_components']} | {row['width_vs_pca']:.2f} "
+            f"| {row['pca_test_explained_variance']:.4f} "
+            f"| {row['autoencoder_test_explained_variance']:.4f} "
+            f"| {row['search_fits']} | {row['search_seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 # Section name -> (results file under bench/results/, function rendering it).
 TABLES = {
     "quality": ("quality.json", quality_table),
     "speed": ("speed.json", speed_table),
     "impute": ("impute.json", impute_table),
     "sparse": ("sparse.json", sparse_table),
+    "budget": ("budget.json", budget_table),
+    "variance": ("variance_sample.json", variance_table),
 }
 
 

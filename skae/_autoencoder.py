@@ -1,6 +1,7 @@
 """MLPAutoencoder: the one bridge between scikit-learn and the torch code."""
 
 import hashlib
+import time
 import warnings
 from functools import partial
 from numbers import Integral, Real
@@ -22,10 +23,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skae._budget import TimeBudget, check_max_time
 from skae._missing import ObservedEncoder, column_fill
 from skae._modules import ACTIVATIONS
 from skae._persistence import save_model
-from skae._progress import batch_progress_bar, report_epoch
+from skae._precision import choose_precision
+from skae._progress import batch_progress_bar, print_progress_line, report_epoch
 from skae._selection import beats_pca
 from skae._sizing import (
     check_known_width,
@@ -146,6 +149,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Learning rate of the optimizer (the peak of a schedule). 0.002 is the
         highest peak that stayed stable at every n_components measured; 0.005
         reached lower errors with short codes but made the loss jump with 100.
+        With a PCA start, the linear PCA paths train at a tenth of this rate:
+        they start optimal, and at the full rate Adam's first steps move them
+        enough to make the model validate worse than its start for epochs.
 
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights, in MLPRegressor's form:
@@ -158,6 +164,21 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Maximum number of epochs (passes over the training data) of a `fit`.
         bench/results/quality.json records how long 18 epochs of the default
         model take on 60,000 images of 784 pixels.
+
+    max_time : float, default=None
+        Time budget of a `fit`, in seconds, counted from the call (the
+        validation of X and the PCA start included). After every epoch the fit
+        divides the time left by its pace so far and, when fewer epochs than
+        planned fit in it, shortens its plan and its learning-rate schedule
+        to match, so that the schedule still ends where it should and training
+        ends within the budget (give or take one epoch's variation in pace).
+        ``max_iter`` stays the cap and early stopping still applies. A budget
+        shorter than the first epoch trains one and warns. The epochs a budget
+        affords depend on the machine and its load, so a budgeted fit is not
+        reproducible bit for bit; None (the default) runs ``max_iter`` epochs.
+        `resume` finishes the plan a budgeted fit made; `partial_fit` ignores
+        the budget (one epoch per call). With a float ``n_components``, the
+        budget is shared among the widths the search tries.
 
     shuffle : bool, default=True
         Whether to draw a new order of the samples at every epoch.
@@ -226,13 +247,18 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Torch device to train and infer on: "cpu", "cuda", "cuda:1", "mps", or
         "auto" (the first of cuda, mps and cpu that is available).
 
-    precision : {"float32", "bfloat16"}, default="float32"
+    precision : {"float32", "bfloat16", "auto"}, default="float32"
         Arithmetic of training. "bfloat16" runs the matrix products of the
         forward pass in bfloat16 under torch.autocast (weights, gradients and
         optimizer stay float32): faster on GPUs and on CPUs with native bfloat16
         (AVX512-BF16, AMX), but far slower on CPUs without it, where torch
         emulates it (bench/speed.py measures both on the machine at hand).
-        Inference is always float32.
+        "auto" chooses bfloat16 where the device computes it natively and a
+        few timed training steps of copies of the model (milliseconds, at the
+        start of `fit`) are at least 10% faster in it, float32 elsewhere;
+        `precision_` records the choice. As the choice rests on timings,
+        "auto" is not the default: float32 keeps fits with the same
+        ``random_state`` identical. Inference is always float32.
 
     callbacks : list of callable, default=None
         Each is called at the end of every epoch as ``callback(estimator,
@@ -278,11 +304,20 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Best validation score of the candidates, whose weights the model keeps:
         the epochs in ``validation_scores_`` and the model the fit started from
         (the PCA start, or with warm start the previous fit's best), so it may
-        exceed ``max(validation_scores_)``. None unless early stopping was on.
+        exceed ``max(validation_scores_)``. When a fit returns PCA because no
+        epoch beat it beyond noise, it is PCA's score, which may be a little
+        below that of the best epoch. None unless early stopping was on.
 
     n_iter_ : int
         Number of epochs run, over all calls to `fit` (with warm start) and
         `partial_fit`.
+
+    fit_time_ : float
+        Seconds the last `fit`, `partial_fit` or `resume` took to train (from
+        the call to the end of its last epoch).
+
+    precision_ : {"float32", "bfloat16"}
+        Arithmetic the last fit trained in: ``precision`` with "auto" resolved.
 
     n_components_ : int
         Width of the code: ``n_components`` when it is an int, else the width
@@ -349,11 +384,12 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "shuffle": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean", StrOptions({"auto"})],
-        "precision": [StrOptions(set(PRECISIONS))],
+        "precision": [StrOptions({*PRECISIONS, "auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
@@ -380,6 +416,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         alpha=0.0,
         batch_size=256,
         max_iter=18,
+        max_time=None,
         shuffle=True,
         tol=1e-5,
         n_iter_no_change=10,
@@ -407,6 +444,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.alpha = alpha
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.max_time = max_time
         self.shuffle = shuffle
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
@@ -468,9 +506,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : MLPAutoencoder
             The fitted estimator.
         """
+        started = time.perf_counter()
         if is_fraction(self.n_components):
-            return fit_by_variance(self, X, sample_weight)
-        self._fit(X, sample_weight, incremental=False)
+            return fit_by_variance(self, X, sample_weight, started)
+        self._fit(X, sample_weight, incremental=False, started=started)
         self._publish_measured(X, sample_weight)
         return self
 
@@ -499,7 +538,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             The updated estimator.
         """
         check_known_width(self, "partial_fit")
-        self._fit(X, sample_weight, incremental=True)
+        self._fit(X, sample_weight, incremental=True, started=time.perf_counter())
         self._publish_sizing(None, None)
         return self
 
@@ -527,6 +566,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : MLPAutoencoder
             The fitted estimator.
         """
+        started = time.perf_counter()
         check_is_fitted(self)
         check_known_width(self, "resume")
         state = self._state
@@ -582,6 +622,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             scheduler=scheduler,
             n_epochs=0 if working.stopping.stopped else remaining,
             resumable=True,
+            started=started,
+            # The arithmetic the interrupted fit chose, "auto" included.
+            precision=working.history.precision
+            or self._precision(working, parts, None),
         )
         self._publish_measured(X, sample_weight)
         return self
@@ -595,6 +639,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             "alpha",
             "batch_size",
             "max_iter",
+            "max_time",
             "shuffle",
             "tol",
             "n_iter_no_change",
@@ -606,8 +651,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         )
         return {name: getattr(self, name) for name in names}
 
-    def _fit(self, X, sample_weight, incremental):
+    def _fit(self, X, sample_weight, incremental, started):
         """Validate everything into locals, then train a new or copied state."""
+        max_time = None if incremental else check_max_time(self.max_time)
         previous = None
         if (incremental or self.warm_start) and "_state" in self.__dict__:
             previous = self._state
@@ -675,6 +721,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             split_seed=split["seed"] if validation_size else None,
             params=None if incremental else self._training_params(),
             data_digest=None if incremental else _digest(data),
+            max_time=max_time,
         )
         scheduler = state.start_plan(plan, self.learning_rate_init, stopping)
         return self._train(
@@ -684,6 +731,24 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             scheduler=scheduler,
             n_epochs=n_epochs,
             resumable=not incremental,
+            started=started,
+            precision=self._precision(state, parts, previous),
+        )
+
+    def _precision(self, state, parts, previous):
+        """Return the arithmetic to train in: "auto" resolved on this model."""
+        if self.precision != "auto":
+            return self.precision
+        if previous is not None and previous.history.precision is not None:
+            # A warm start or partial_fit continues in the arithmetic chosen.
+            return previous.history.precision
+        return choose_precision(
+            state.encoder,
+            state.decoder,
+            parts.X,
+            batch_size=self._batch(parts),
+            loss=self.loss,
+            solver=self.solver,
         )
 
     def _offer_start(self, stopping, state, previous, parts, fill):
@@ -718,15 +783,26 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         stopping.candidate(score, state.modules)
         stopping.pca_candidate = stopping.pca_start_best = previous is None
 
-    def _train(self, state, parts, data, *, scheduler, n_epochs, resumable):
+    def _train(
+        self, state, parts, data, *, scheduler, n_epochs, resumable, started, precision
+    ):
         """Run the epochs on `state`, then commit it as the fitted model.
 
         Ctrl-C keeps the last whole epoch (resumable with `resume`); any other
-        failure, divergence included, puts back the estimator as it was.
+        failure, divergence included, puts back the estimator as it was. A plan
+        with a time budget shrinks to what the time left affords after every
+        epoch.
         """
+        plan = state.plan
+        budget = None
+        if plan is not None and plan.max_time is not None:
+            budget = TimeBudget(plan.max_time, started)
+        planned_last = None if plan is None else plan.last_epoch
+        steps_per_epoch = n_batches(parts.X.shape[0], self._batch(parts))
+        state.history.precision = precision
         weights = parts.weight
         if weights is not None:
-            weights = (weights / weights.mean()).to(state.device)
+            weights = (weights / weights.mean()).to(parts.X.device)
         fill = _fill(state, data)
         loss_scale = state.loss_scale(parts.X, self.loss, fill)
         before = self._fitted_attributes()
@@ -737,7 +813,14 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         def end_epoch(record):
             nonlocal last_whole_epoch
             state.check_finite(record, loss_scale)
-            stop = state.end_epoch(record, scheduler)
+            last = state.plan.last_epoch
+            stop = state.end_epoch(record, scheduler, budget, steps_per_epoch)
+            state.history.fit_time = time.perf_counter() - started
+            if self.verbose and state.plan.last_epoch < last:
+                print_progress_line(
+                    f"max_time={self.max_time:g} s: the time left affords "
+                    f"{state.plan.last_epoch} epochs in all"
+                )
             # Where Ctrl-C falls back to, and what a Checkpoint callback saves.
             last_whole_epoch = state.snapshot()
             self._publish(state, data.features)
@@ -750,6 +833,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 stop = (callback(self, record) is True) or stop
             return stop
 
+        if budget is not None:
+            budget.start(state.history.n_iter)
         try:
             train_epochs(
                 state.encoder,
@@ -774,7 +859,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                     if self.verbose >= 2
                     else None
                 ),
-                precision=self.precision,
+                precision=precision,
                 fill=fill,
             )
         except KeyboardInterrupt:
@@ -803,6 +888,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self._restore_attributes(before)
             raise
         stopping = state.stopping
+        budgeted_last = None if state.plan is None else state.plan.last_epoch
         state.finish()
         if stopping.pca_candidate:
             keep, statistics = beats_pca(
@@ -815,11 +901,19 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 weight = None if data.weight is None else data.weight.to(state.device)
                 state.restart_from_pca(rows_for_training(data.X, state.device), weight)
                 state.history.best_validation_score = statistics["pca_score"]
+        state.history.fit_time = time.perf_counter() - started
         self._publish(state, data.features)
         if resumable and not stopping.stopped:
+            limit = f"Maximum iterations ({self.max_iter})"
+            if budgeted_last is not None and budgeted_last < planned_last:
+                n_iter = state.history.n_iter
+                limit = (
+                    f"Time budget (max_time={self.max_time:g} seconds, "
+                    f"{n_iter} epoch{'' if n_iter == 1 else 's'})"
+                )
             warnings.warn(
-                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                "reached and the optimization hasn't converged yet.",
+                f"Stochastic Optimizer: {limit} reached and the optimization "
+                "hasn't converged yet.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -849,6 +943,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.validation_scores_ = _copied(history.validation_scores)
         self.validation_loss_curve_ = _copied(history.validation_loss_curve)
         self.best_validation_score_ = history.best_validation_score
+        self.fit_time_ = history.fit_time
+        self.precision_ = history.precision
 
     def _publish_sizing(self, explained_variance, search):
         """Set the fitted attributes of the width search and the explained variance."""
@@ -1306,8 +1402,8 @@ def _split(data, validation_size, split, device):
                     "sample_weight 0: give more rows a weight, or set "
                     "early_stopping=False."
                 )
-        validation_weight = validation_weight.to(device)
-    keep, held_out = keep.to(device), held_out.to(device)
+        validation_weight = validation_weight.to(X.device)
+    keep, held_out = keep.to(X.device), held_out.to(X.device)
     return _Parts(take_rows(X, keep), weight, take_rows(X, held_out), validation_weight)
 
 

@@ -3,6 +3,7 @@
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import shlex
@@ -128,6 +129,23 @@ def _build_parser():
         "--max-iter", type=_positive_int, help="epochs (default: the preset's)"
     )
     compare.add_argument(
+        "--max-time",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help=(
+            "training budget of each autoencoder fit, in seconds (of each width "
+            "search with --variance); the learning-rate schedule is sized to it"
+        ),
+    )
+    compare.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "auto"),
+        help=(
+            "arithmetic of training (default: the preset's, float32); auto: "
+            "bfloat16 where the CPU or GPU has it natively and it is faster"
+        ),
+    )
+    compare.add_argument(
         "--train-size",
         type=_positive_int,
         help="use only this many training images (a random subset)",
@@ -164,6 +182,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _positive_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
     return value
 
 
@@ -217,6 +245,10 @@ def _compare(args):
     params = dict(PRESETS[args.preset])
     if args.max_iter:
         params["max_iter"] = args.max_iter
+    if args.max_time:
+        params["max_time"] = args.max_time
+    if args.precision:
+        params["precision"] = args.precision
     params.update(random_state=args.random_state, device=args.device)
     try:
         skae._torch_utils.resolve_device(args.device)
@@ -305,7 +337,11 @@ def _display_callbacks(args, X_test, staging, n, plot_images, plt):
     folder.mkdir(exist_ok=True)
 
     def save_grid(estimator, record):
-        last = record.epoch + 1 == estimator.max_iter
+        # A time budget may plan fewer epochs than max_iter.
+        plan = estimator._state.plan
+        last = record.epoch + 1 == (
+            estimator.max_iter if plan is None else plan.last_epoch
+        )
         if record.epoch % step == 0 or last:
             ax = plot_images(
                 estimator.predict(X_test[:15]),
@@ -459,6 +495,7 @@ def _resolved_params(model):
         params["init"] = model._state.architecture["init"]
         params["early_stopping"] = model.validation_scores_ is not None
         params["n_iter_"] = model.n_iter_
+        params["precision"] = model.precision_
     return params
 
 

@@ -139,7 +139,11 @@ def load_model(path, classes):
 
 def _read_header(data, path):
     """Parse the safetensors header of `data`; return it and where the tensors start."""
-    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
+    # A safetensors header is JSON after its 8-byte length, whose first bytes
+    # may look like a pickle's (a length of 0x380 starts with 0x80 0x03).
+    if data[8:10] == b'{"':
+        kind = None
+    elif data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
         kind = "a pickle"
     elif data[:4] == b"PK\x03\x04":
         kind = "a zip archive (torch.save writes those)"

@@ -14,7 +14,7 @@ def report_epoch(record, stop, stopping):
         f"Epoch {record.epoch + 1}, loss = {record.train_loss:.6f}"
         f"{validation}, {record.seconds:.2f} s"
     )
-    if stop:
+    if stop and stopping.stopped:
         print_progress_line(stopping.message)
 
 

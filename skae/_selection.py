@@ -31,20 +31,23 @@ def beats_pca(
     missing entries: both models see them filled, and are scored on the
     observed ones. X and X_validation may be `skae._sparse.SparseRows`.
     """
+    # X may stay in host memory when it is too big for the model's device.
+    device = next(encoder.parameters()).device
     if sample_weight is not None:
         sample_weight = sample_weight.to(X.device)
     encoder.eval()
     decoder.eval()
     with torch.no_grad():
-        first = X_validation[:1]
+        first = X_validation[:1].to(device)
         if fill is not None:
             first = filled(first, fill)
         n_components = encoder(first).shape[1]
         components, mean = principal_axes(X, n_components, sample_weight)
+        components, mean = components.to(device), mean.to(device)
         model_parts, pca_parts = [], []
         step = batch_rows(X_validation.shape[1])
         for start in range(0, X_validation.shape[0], step):
-            batch = X_validation[start : start + step]
+            batch = X_validation[start : start + step].to(device)
             inputs = batch if fill is None else filled(batch, fill)
             pca_output = (inputs - mean) @ components.T @ components + mean
             model_parts.append(_row_errors(decoder(encoder(inputs)), batch))

@@ -10,6 +10,7 @@ clone's fitted state becomes the estimator's, which is then exactly
 ``MLPAutoencoder(n_components=n_components_, random_state=seed).fit(X)``.
 """
 
+import math
 import time
 from numbers import Integral, Real
 
@@ -18,12 +19,16 @@ import scipy.sparse
 import torch
 from sklearn.base import clone
 
+from skae._budget import check_max_time
 from skae._sparse import batch_rows
 from skae._validation import early_stopping_on
 from skae.metrics import _fraction_explained, _row_sums
 
 # Rows reconstructed at a time when measuring the explained variance of a fit.
 MEASURED_ROWS = 8192
+# The least time budget a width of a budgeted search gets (seconds): it then
+# trains one epoch and warns.
+MIN_SHARE = 1e-3
 
 
 def is_fraction(n_components):
@@ -103,11 +108,13 @@ def _observed_mean(X, weights):
         return np.where(counts > 0, sums / counts, 0.0)
 
 
-def fit_by_variance(estimator, X, sample_weight):
+def fit_by_variance(estimator, X, sample_weight, started):
     """Fit `estimator` at the smallest width explaining n_components of X's variance.
 
     Validates everything and tries every width on clones; the estimator changes
-    only once the search has found its width.
+    only once the search has found its width. A ``max_time`` is shared among
+    the widths: each fit gets the time left divided by the fits the bracket
+    may still need.
     """
     fraction = float(estimator.n_components)
     if estimator.warm_start and "_state" in estimator.__dict__:
@@ -135,12 +142,12 @@ def fit_by_variance(estimator, X, sample_weight):
         )
     seed = _shared_seed(estimator.random_state)
     n_features = X.shape[1]
-    search = _WidthSearch(estimator, X, sample_weight, seed)
+    search = _WidthSearch(estimator, X, sample_weight, seed, started)
 
     # The first width halves PCA's bound on all the rows; once a fit has shown
     # which rows it holds out, the bound is PCA's width on those rows.
     lo, hi = 0, _width_for(_pca_explained(X, weights, X, weights), fraction)
-    first = search.fit(max(1, (lo + hi + 1) // 2))
+    first = search.fit(max(1, (lo + hi + 1) // 2), _fits_left(lo, hi))
     rows = held_out_rows(first.estimator, X.shape[0])
     if rows is None:
         pca_curve = _pca_explained(X, weights, X, weights)
@@ -166,7 +173,7 @@ def fit_by_variance(estimator, X, sample_weight):
         if not halve_next:
             width = _predicted_width(search.last, pca_curve, fraction, lo, hi)
         before = hi - lo
-        candidate = search.fit(width)
+        candidate = search.fit(width, _fits_left(lo, hi))
         if candidate.passed(fraction):
             hi = width
         else:
@@ -174,7 +181,7 @@ def fit_by_variance(estimator, X, sample_weight):
         # Safeguarded interpolation: a guess that fails to halve the bracket is
         # followed by a plain bisection step.
         halve_next = (hi - lo) * 2 > before
-    chosen = search.tried.get(hi) or search.fit(hi)
+    chosen = search.tried.get(hi) or search.fit(hi, 1)
     fitted = chosen.estimator
     # Commit: the chosen clone's fitted state becomes the estimator's.
     estimator._publish(fitted._state, fitted._features())
@@ -200,8 +207,11 @@ class _Candidate:
 class _WidthSearch:
     """Fits clones of an estimator at given widths, keeping every result."""
 
-    def __init__(self, estimator, X, sample_weight, seed):
+    def __init__(self, estimator, X, sample_weight, seed, started):
         self.estimator = estimator
+        self.deadline = None
+        if estimator.max_time is not None:
+            self.deadline = started + check_max_time(estimator.max_time)
         self.X = X
         self.sample_weight = sample_weight
         self.seed = seed
@@ -209,8 +219,11 @@ class _WidthSearch:
         self.record = []
         self.last = None
 
-    def fit(self, n_components):
-        """Fit the width `n_components` (once) and return its candidate."""
+    def fit(self, n_components, fits_left):
+        """Fit the width `n_components` (once) and return its candidate.
+
+        Under a time budget, this fit gets 1 / `fits_left` of the time left.
+        """
         if n_components in self.tried:
             self.last = self.tried[n_components]
             return self.last
@@ -218,6 +231,10 @@ class _WidthSearch:
         fitted = clone(self.estimator).set_params(
             n_components=int(n_components), random_state=self.seed
         )
+        if self.deadline is not None:
+            # A search over time still fits each width (one epoch at least).
+            share = max(self.deadline - start, 0.0) / fits_left
+            fitted.set_params(max_time=max(share, MIN_SHARE))
         fitted.fit(self.X, sample_weight=self.sample_weight)
         if fitted._state.unfinished:
             # Ctrl-C: the clone kept its finished epochs, the search stops here.
@@ -240,6 +257,11 @@ class _WidthSearch:
         candidate = _Candidate(fitted, float(explained))
         self.tried[n_components] = self.last = candidate
         return candidate
+
+
+def _fits_left(lo, hi):
+    """Fits a bisection of the bracket (lo, hi] may still need, the last included."""
+    return max(1, math.ceil(math.log2(max(hi - lo, 1)))) + 1
 
 
 def _shared_seed(random_state):

@@ -10,6 +10,8 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from skae._torch_utils import data_device
+
 # Dense entries per batch when sparse or very wide rows are densified for
 # inference: 2**22 float32 entries (16 MB), at most INFERENCE_BATCH_SIZE rows.
 DENSE_BATCH_ENTRIES = 2**22
@@ -169,7 +171,12 @@ def rows_for_training(X, device):
         # torch warns about read-only arrays (e.g. memory maps); training never
         # writes to X, but a private copy keeps the warning from reaching users.
         X = X.copy()
-    return torch.from_numpy(X).to(device)
+    X = torch.from_numpy(X)
+    where = data_device(X.nbytes, device)
+    if where.type == "cpu" and torch.device(device).type == "cuda":
+        # Too big for the GPU: batches go from pinned host memory, asynchronously.
+        return X.pin_memory()
+    return X.to(where)
 
 
 def take_rows(X, rows):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from skae._budget import check_max_time
 from skae._missing import column_fill, filled, principal_axes
 from skae._modules import (
     LinearResidual,
@@ -27,11 +28,11 @@ from skae._modules import (
 from skae._sparse import batch_rows
 from skae._torch_utils import generator_from_state
 from skae._training import (
+    Schedule,
     copy_state,
     evaluate,
     load_state,
     make_optimizer,
-    make_scheduler,
 )
 
 # A training loss this many times the larger of what the untrained model and a
@@ -72,6 +73,9 @@ class Plan:
     # resume refuses to finish it with others.
     params: dict | None = None
     data_digest: str | None = None
+    # A time budget (seconds) the plan has yet to be sized to: a budgeted fit cut
+    # short before it learnt its pace sizes itself when resumed.
+    max_time: float | None = None
 
     def split_generator(self):
         """Return the generator that draws this plan's validation split, or None."""
@@ -93,6 +97,9 @@ class History:
     best_validation_score: float | None = None
     # The early-stopping split of the last fit: a warm start holds out the same rows.
     split: dict | None = None
+    # What the last fit, partial_fit or resume ran: its seconds, its arithmetic.
+    fit_time: float | None = None
+    precision: str | None = None
 
     @property
     def n_iter(self):
@@ -240,7 +247,11 @@ class TrainingState:
         """Keep the optimizer when `solver` is unchanged, else start a fresh one."""
         if self.optimizer is None or self.solver != solver:
             self.optimizer = make_optimizer(
-                self._parameters(), solver, learning_rate, momentum
+                self._parameters(),
+                solver,
+                learning_rate,
+                momentum,
+                slow=self._pca_path_parameters(),
             )
             self.solver = solver
         if solver == "sgd":
@@ -256,12 +267,11 @@ class TrainingState:
         one-cycle's momentum) of its last whole epoch.
         """
         groups = copy.deepcopy(self.optimizer.state_dict())
-        scheduler = make_scheduler(
+        scheduler = Schedule(
             self.optimizer, plan.schedule, learning_rate, plan.total_steps
         )
         if plan.scheduler is not None:
-            if scheduler is not None:
-                scheduler.load_state_dict(plan.scheduler)
+            scheduler.load_state_dict(plan.scheduler)
             self.optimizer.load_state_dict(groups)
         self.plan = plan
         self.stopping = stopping
@@ -298,8 +308,14 @@ class TrainingState:
         if reason is not None:
             raise Diverged(record.epoch, reason)
 
-    def end_epoch(self, record, scheduler):
-        """Record one finished epoch; return True when the stopping rule says stop."""
+    def end_epoch(self, record, scheduler, budget=None, steps_per_epoch=None):
+        """Record one finished epoch; return True when the run should stop.
+
+        It stops when the stopping rule says so, or when the plan's last epoch
+        is reached. With a `budget` (a `skae._budget.TimeBudget`), the plan
+        first shrinks to the epochs the time left affords, and `scheduler` with
+        it, ``steps_per_epoch`` steps an epoch.
+        """
         history = self.history
         history.loss_curve.append(record.train_loss)
         if record.validation_score is not None:
@@ -310,8 +326,18 @@ class TrainingState:
         stop = self.stopping.update(record, self.modules)
         if self.stopping.early_stopping:
             history.best_validation_score = self.stopping.best_score
-        if self.plan is not None and scheduler is not None:
-            self.plan.scheduler = scheduler.state_dict()
+        plan = self.plan
+        if plan is not None:
+            if budget is not None:
+                last = budget.last_epoch(history.n_iter, plan.last_epoch)
+                if last < plan.last_epoch:
+                    left = (last - history.n_iter) * steps_per_epoch
+                    scheduler.resize(scheduler.steps + left)
+                    plan.total_steps = scheduler.total_steps
+                    plan.last_epoch = last
+                plan.max_time = None
+            stop = stop or history.n_iter >= plan.last_epoch
+            plan.scheduler = scheduler.state_dict()
         return stop
 
     def restart_from_pca(self, X, sample_weight=None):
@@ -405,7 +431,17 @@ class TrainingState:
         The learning rate and the rest come from the state dict's groups;
         load_state_dict also moves the state to the parameters' device.
         """
-        self.optimizer = make_optimizer(self._parameters(), solver, 1.0, 0.0)
+        groups = state_dict["param_groups"]
+        # Files written before the PCA paths had their own group have one.
+        slow = self._pca_path_parameters() if len(groups) > 1 else ()
+        self.optimizer = make_optimizer(
+            self._parameters(),
+            solver,
+            1.0,
+            0.0,
+            slow=slow,
+            slow_scale=groups[-1].get("lr_scale") if slow else None,
+        )
         self.optimizer.load_state_dict(state_dict)
         self.solver = solver
 
@@ -428,6 +464,8 @@ class TrainingState:
             "validation_scores_": history.validation_scores,
             "validation_loss_curve_": history.validation_loss_curve,
             "split": history.split,
+            "fit_time_": history.fit_time,
+            "precision_": history.precision,
             "optimizer": None,
             "unfinished": None,
         }
@@ -467,6 +505,7 @@ class TrainingState:
                 "scheduler": plan.scheduler,
                 "params": plan.params,
                 "data_digest": plan.data_digest,
+                "max_time": None if plan.max_time is None else float(plan.max_time),
                 "stopping": stopping,
             }
             if plan.validation_size:
@@ -537,7 +576,9 @@ class TrainingState:
             state._load_optimizer(
                 solver,
                 {
-                    "state": _optimizer_tensors(tensors, state._parameters(), solver),
+                    "state": _optimizer_tensors(
+                        tensors, state._optimizer_order(len(groups)), solver
+                    ),
                     "param_groups": groups,
                 },
             )
@@ -580,6 +621,9 @@ class TrainingState:
             scheduler=unfinished["scheduler"],
             params=_optional(unfinished.get("params"), dict, "params"),
             data_digest=_optional(unfinished.get("data_digest"), str, "data_digest"),
+            max_time=check_max_time(
+                _optional(unfinished.get("max_time"), float, "max_time")
+            ),
         )
         if state.plan.last_epoch < state.history.n_iter:
             raise ValueError("the plan ends before the epochs already run.")
@@ -591,6 +635,25 @@ class TrainingState:
 
     def _parameters(self):
         return [*self.encoder.parameters(), *self.decoder.parameters()]
+
+    def _optimizer_order(self, n_groups):
+        """Return the parameters in the optimizer's order, for `n_groups` groups."""
+        if n_groups == 1:
+            return self._parameters()
+        slow = {id(p) for p in self._pca_path_parameters()}
+        parameters = self._parameters()
+        return [p for p in parameters if id(p) not in slow] + [
+            p for p in parameters if id(p) in slow
+        ]
+
+    def _pca_path_parameters(self):
+        """Return the linear paths of a PCA start with corrections, else []."""
+        return [
+            p
+            for module in self.modules
+            if isinstance(module, LinearResidual)
+            for p in module.linear.parameters()
+        ]
 
 
 def _copy_stopping(stopping):
@@ -633,7 +696,7 @@ def _history(metadata):
             f"n_iter_={n_iter} but loss_curve_ has {len(lists['loss_curve_'])} epochs."
         )
     scalars = {}
-    for name in ("best_loss_", "best_validation_score_"):
+    for name in ("best_loss_", "best_validation_score_", "fit_time_"):
         value = metadata.get(name)
         if value is not None and not _is_number(value):
             raise ValueError(f"{name} should be a number, got {value!r}.")
@@ -652,6 +715,8 @@ def _history(metadata):
         validation_loss_curve=lists["validation_loss_curve_"],
         best_validation_score=scalars["best_validation_score_"],
         split=split,
+        fit_time=scalars["fit_time_"],
+        precision=_optional(metadata.get("precision_"), str, "precision_"),
     )
 
 

@@ -82,3 +82,22 @@ def generator_from_state(state):
     generator = torch.Generator(device="cpu")
     generator.set_state(state)
     return generator
+
+
+# Training data stays on an accelerator when it takes at most this fraction of
+# the memory free there; the model, its gradients and a batch need the rest.
+DEVICE_DATA_FRACTION = 0.5
+
+
+def data_device(n_bytes, device):
+    """Return where training data of `n_bytes` should live for a model on `device`.
+
+    On a CUDA device the data lives there when it fits, so that batches are
+    gathered on the device without a copy from the host per batch; otherwise
+    (and on other devices) it stays in host memory.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if n_bytes <= DEVICE_DATA_FRACTION * free else torch.device("cpu")

@@ -6,6 +6,7 @@ comes out; the estimator turns them into scikit-learn's fitted attributes.
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,12 @@ SCHEDULES = ("constant", "cosine", "one_cycle")
 NOISE_KINDS = ("gaussian", "mask", "missing")
 PRECISIONS = ("float32", "bfloat16")
 INFERENCE_BATCH_SIZE = 4096
+# Learning rate of the PCA paths of a PCA start, as a fraction of the others'.
+# They start optimal, so their gradients are tiny, but Adam normalises every
+# step to about the learning rate: at full rate the first epochs move them as
+# far as the corrections and the model validates worse than its start for
+# several epochs (bench/start.py).
+PCA_PATH_LR_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -41,31 +48,56 @@ class EpochRecord:
     validation_score: float | None = None
 
 
-def make_optimizer(parameters, solver, learning_rate, momentum=0.9):
-    """Return the torch optimizer named by `solver` over `parameters`."""
+def make_optimizer(
+    parameters, solver, learning_rate, momentum=0.9, slow=(), slow_scale=None
+):
+    """Return the torch optimizer named by `solver` over `parameters`.
+
+    Parameters in `slow` (a subset of `parameters`: the PCA paths of a PCA
+    start) form a second group whose learning rate is `slow_scale` (default
+    ``PCA_PATH_LR_SCALE``) times the others', under every schedule.
+    """
     parameters = list(parameters)
+    if slow_scale is None:
+        slow_scale = PCA_PATH_LR_SCALE
+    slow_ids = {id(p) for p in slow}
+    groups = parameters
+    if slow_ids:
+        groups = [
+            {"params": [p for p in parameters if id(p) not in slow_ids]},
+            {
+                "params": [p for p in parameters if id(p) in slow_ids],
+                "lr_scale": slow_scale,
+                "lr": learning_rate * slow_scale,
+            },
+        ]
     # The fused kernels update all parameters in one pass: ~30% more training
     # samples/s than the default multi-tensor Adam on a 2-core CPU.
     fused = all(
         p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters
     )
     if solver == "adam":
-        return torch.optim.Adam(parameters, lr=learning_rate, fused=fused or None)
+        return torch.optim.Adam(groups, lr=learning_rate, fused=fused or None)
     if solver == "adamw":
-        return torch.optim.AdamW(parameters, lr=learning_rate, fused=fused or None)
+        return torch.optim.AdamW(groups, lr=learning_rate, fused=fused or None)
     if solver == "sgd":
-        return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum)
+        return torch.optim.SGD(groups, lr=learning_rate, momentum=momentum)
     raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
 
 
 def make_scheduler(optimizer, schedule, learning_rate, total_steps):
     """Return a per-step learning-rate scheduler, or None for "constant".
 
-    The optimizer's learning rate is first reset to `learning_rate`, so a
-    schedule always starts from the same place, also when training resumes.
+    The optimizer's learning rate is first reset to `learning_rate` (times a
+    group's ``lr_scale``), so a schedule always starts from the same place,
+    also when training resumes.
     """
+    rates = []
     for group in optimizer.param_groups:
-        group["lr"] = learning_rate
+        group["lr"] = learning_rate * group.get("lr_scale", 1.0)
+        # A previous schedule's start would otherwise be kept as this one's.
+        group.pop("initial_lr", None)
+        rates.append(group["lr"])
     if schedule == "constant":
         return None
     if schedule == "cosine":
@@ -75,9 +107,65 @@ def make_scheduler(optimizer, schedule, learning_rate, total_steps):
     if schedule == "one_cycle":
         # OneCycleLR needs at least two steps to rise and fall.
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=learning_rate, total_steps=max(total_steps, 2)
+            optimizer, max_lr=rates, total_steps=max(total_steps, 2)
         )
     raise ValueError(f"learning_rate={schedule!r} is not one of {SCHEDULES}.")
+
+
+class Schedule:
+    """A learning-rate schedule over `total_steps` steps that can be re-sized mid-run.
+
+    A time-budgeted fit learns how many epochs it can afford only after its
+    first one; `resize` then replays the schedule for the new length up to the
+    step reached, so that the rest of the run follows the schedule it would
+    have had if the length had been known from the start.
+    """
+
+    def __init__(self, optimizer, name, learning_rate, total_steps):
+        self.optimizer = optimizer
+        self.name = name
+        self.learning_rate = learning_rate
+        self.total_steps = total_steps
+        self.scheduler = make_scheduler(optimizer, name, learning_rate, total_steps)
+
+    @property
+    def steps(self):
+        """Number of steps taken so far."""
+        return 0 if self.scheduler is None else self.scheduler.last_epoch
+
+    def step(self):
+        """Advance the schedule by one optimisation step."""
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def resize(self, total_steps):
+        """Make the schedule `total_steps` long, keeping the steps taken."""
+        if total_steps == self.total_steps or self.scheduler is None:
+            self.total_steps = total_steps
+            return
+        steps = self.steps
+        if total_steps < steps:
+            raise ValueError(
+                f"A schedule of {total_steps} steps cannot keep {steps} steps taken."
+            )
+        self.total_steps = total_steps
+        self.scheduler = make_scheduler(
+            self.optimizer, self.name, self.learning_rate, total_steps
+        )
+        with warnings.catch_warnings():
+            # Replaying steps without optimizer steps is the point here.
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(steps):
+                self.scheduler.step()
+
+    def state_dict(self):
+        """Return the torch scheduler's state (None for a constant rate)."""
+        return None if self.scheduler is None else self.scheduler.state_dict()
+
+    def load_state_dict(self, state):
+        """Put back a state returned by `state_dict`."""
+        if self.scheduler is not None and state is not None:
+            self.scheduler.load_state_dict(state)
 
 
 def n_batches(n_samples, batch_size):
@@ -169,34 +257,32 @@ def evaluate(encoder, decoder, X, loss, sample_weight=None, batch_size=None, fil
     batch_size = batch_size or batch_rows(X.shape[1], INFERENCE_BATCH_SIZE)
     encoder.eval()
     decoder.eval()
-    loss_sum = 0.0
-    squared_sum = 0.0
+    device = _module_device(encoder)
+    # Summed on the device and read once: no host synchronisation per batch.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    squared_sum = torch.zeros((), dtype=torch.float64, device=device)
     with torch.no_grad():
         for start in range(0, X.shape[0], batch_size):
-            batch = X[start : start + batch_size]
+            batch = X[start : start + batch_size].to(device, non_blocking=True)
             if fill is not None:
                 losses, squared = masked_evaluation(encoder, decoder, batch, fill, loss)
-                if sample_weight is not None:
-                    weights = sample_weight[start : start + batch_size].double()
-                    losses, squared = losses * weights, squared * weights
-                loss_sum += float(losses.sum())
-                squared_sum += float(squared.sum())
-                continue
-            squared = functional.mse_loss(
-                decoder(encoder(batch)), batch, reduction="none"
-            ).mean(dim=1, dtype=torch.float64)
-            # The squared-error loss is half of it: one forward pass, not two.
-            if loss == "squared_error":
-                losses = 0.5 * squared
             else:
-                losses = row_losses(encoder, decoder, batch, batch, loss).double()
+                squared = functional.mse_loss(
+                    decoder(encoder(batch)), batch, reduction="none"
+                ).mean(dim=1, dtype=torch.float64)
+                # The squared-error loss is half of it: one forward pass, not two.
+                if loss == "squared_error":
+                    losses = 0.5 * squared
+                else:
+                    losses = row_losses(encoder, decoder, batch, batch, loss).double()
             if sample_weight is not None:
-                weights = sample_weight[start : start + batch_size].double()
+                weights = sample_weight[start : start + batch_size]
+                weights = weights.to(device, non_blocking=True).double()
                 losses, squared = losses * weights, squared * weights
-            loss_sum += float(losses.sum())
-            squared_sum += float(squared.sum())
+            loss_sum += losses.sum()
+            squared_sum += squared.sum()
     total = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-    return loss_sum / total, -squared_sum / total
+    return float(loss_sum) / total, -float(squared_sum) / total
 
 
 def train_epochs(
@@ -277,31 +363,36 @@ def train_epochs(
     n_samples = X.shape[0]
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not one of {PRECISIONS}.")
+    # X lives on the modules' device when it fits there, else in (pinned) host
+    # memory, from which each batch is copied asynchronously.
+    device = _module_device(encoder)
     autocast = torch.autocast(
-        X.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
+        device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
     )
     records = []
     for epoch in range(first_epoch, first_epoch + n_epochs):
         start_time = time.perf_counter()
         # Drawn afresh each epoch, so that the CPU generator's state at an epoch's
         # end is all it takes to resume training exactly (see MLPAutoencoder.resume).
-        noise_generator = _device_generator(generator, X.device) if noise else None
+        noise_generator = _device_generator(generator, device) if noise else None
         # Callbacks may run inference between epochs, which switches to eval mode.
         encoder.train()
         decoder.train()
         if shuffle:
             order = torch.randperm(n_samples, generator=generator).to(X.device)
         # Accumulate on the device: one host synchronisation per epoch, not per batch.
-        loss_sum = torch.zeros((), dtype=torch.float64, device=X.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         progress = None
         if batch_progress is not None:
             progress = batch_progress(epoch, n_batches(n_samples, batch_size))
         for start in range(0, n_samples, batch_size):
             stop = min(start + batch_size, n_samples)
             rows = order[start:stop] if shuffle else slice(start, stop)
-            batch = X[rows]
+            batch = X[rows].to(device, non_blocking=True)
             inputs = corrupt(batch, noise, noise_generator) if noise else batch
-            weights = None if sample_weight is None else sample_weight[rows]
+            weights = None
+            if sample_weight is not None:
+                weights = sample_weight[rows].to(device, non_blocking=True)
             with autocast:
                 if fill is None:
                     batch_loss = reconstruction_loss(
@@ -343,6 +434,12 @@ def train_epochs(
     encoder.eval()
     decoder.eval()
     return records
+
+
+def _module_device(module):
+    """Return the device of `module`'s parameters (the CPU for none)."""
+    parameter = next(module.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
 
 
 def _device_generator(generator, device):

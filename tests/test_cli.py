@@ -130,6 +130,10 @@ def test_compare_on_the_chapter_csv_files(tmp_path):
         (["--test-size", "5000"], "--test-size 5000 must be smaller"),
         (["--device", "cuda:7"], "device='cuda:7'"),
         (["--data", "a.csv", "b.csv", "c.csv"], "one source, or a training"),
+        (["--max-time", "0"], "0 must be a finite number > 0"),
+        (["--max-time", "nan"], "nan must be a finite number > 0"),
+        (["--max-time", "soon"], "'soon' is not a number"),
+        (["--precision", "half"], "invalid choice: 'half'"),
     ],
 )
 def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, args, message):
@@ -262,3 +266,21 @@ def test_python_dash_m_skae():
         text=True,
     )
     assert result.returncode == 2
+
+
+def test_max_time_and_precision_reach_the_models(tmp_path):
+    status, out = run(
+        tmp_path,
+        "--n-components",
+        "3",
+        "--max-time",
+        "30",
+        "--precision",
+        "float32",
+        *FAST,
+    )
+    assert status == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "--max-time 30" in results["command"]
+    (model,) = [m for m in results["models"].values() if "max_time" in m]
+    assert model["max_time"] == 30 and model["precision"] == "float32"

@@ -14,7 +14,7 @@ from numpy.testing import assert_array_equal
 
 import skae
 from skae import MLPAutoencoder, ModelFileError
-from skae._persistence import _atomic_write, _with_digest
+from skae._persistence import _atomic_write, _read_header, _with_digest
 from skae.callbacks import Checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -347,3 +347,12 @@ def test_resume_refuses_a_finished_fit(X_small):
 def test_checkpoint_refuses_a_bad_interval():
     with pytest.raises(ValueError, match="every=0"):
         Checkpoint("x.skae", every=0)
+
+
+@pytest.mark.parametrize("header_size", [0x280, 0x380, 0x480, 0x580])
+def test_a_header_length_that_looks_like_a_pickle_is_read(tmp_path, header_size):
+    # 0x380 is written 80 03 00 ..., the first bytes of a pickle of protocol 3.
+    header = b'{"__metadata__":{"skae":"{}"}}'
+    data = struct.pack("<Q", header_size) + header.ljust(header_size)
+    parsed, start = _read_header(data, tmp_path / "m.skae")
+    assert parsed["__metadata__"] == {"skae": "{}"} and start == 8 + header_size

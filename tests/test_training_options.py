@@ -9,6 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import MLPAutoencoder, _training
+from skae._torch_utils import data_device
 from skae._training import copy_state, make_optimizer, make_scheduler
 
 
@@ -441,3 +442,37 @@ def test_bfloat16_training_tracks_float32(X_small):
 def test_unknown_precision_is_refused(X_small):
     with pytest.raises(ValueError, match="'precision' parameter"):
         tiny(precision="fp8").fit(X_small)
+
+
+@pytest.mark.parametrize(("n_bytes", "expected"), [(10**9, "cuda"), (3 * 10**9, "cpu")])
+def test_training_data_lives_on_the_gpu_when_it_fits(monkeypatch, n_bytes, expected):
+    # 4 GB free: up to half of it holds the data, the rest the model and batches.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (4 * 10**9, 8e9))
+    assert data_device(n_bytes, "cuda").type == expected
+    assert data_device(n_bytes, "cpu").type == "cpu"
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "one_cycle"])
+def test_the_pca_paths_train_at_a_tenth_of_the_rate(schedule):
+    X = np.random.RandomState(0).rand(200, 6).astype(np.float32)
+    rates = []
+
+    def record(estimator, record):
+        groups = estimator._state.optimizer.param_groups
+        rates.append([group["lr"] for group in groups])
+
+    MLPAutoencoder(
+        2,
+        hidden_layer_sizes=(8,),
+        learning_rate=schedule,
+        max_iter=3,
+        random_state=0,
+        callbacks=[record],
+    ).fit(X)
+    assert all(len(pair) == 2 for pair in rates)
+    for full, slow in rates:
+        assert slow == pytest.approx(full * _training.PCA_PATH_LR_SCALE)
+    random_start = MLPAutoencoder(
+        2, hidden_layer_sizes=(8,), init="random", max_iter=1
+    ).fit(X)
+    assert len(random_start._state.optimizer.param_groups) == 1

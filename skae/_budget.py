@@ -1,0 +1,75 @@
+"""A training time budget: how many epochs a fit can afford.
+
+Plain Python, no torch and no scikit-learn. A fit learns its pace only by
+running; after every epoch the budget says how many epochs the time left
+affords at the pace so far, and the fit shrinks its plan (and its
+learning-rate schedule) to match. ``max_iter`` stays the cap: the budget never
+adds epochs.
+"""
+
+import math
+import time
+import warnings
+
+
+class TimeBudget:
+    """Sizes a run of epochs to end within `max_time` seconds of `started`.
+
+    Parameters
+    ----------
+    max_time : float
+        Seconds the whole call may take, counted from `started`.
+    started : float
+        ``time.perf_counter()`` when the call began (validation and the PCA
+        start count against the budget too).
+    """
+
+    def __init__(self, max_time, started):
+        self.max_time = max_time
+        self.deadline = started + max_time
+        self.started = started
+        self.training_started = None
+        self.first_epoch = None
+        self.warned = False
+
+    def start(self, n_iter):
+        """Mark the start of training, at `n_iter` epochs already run."""
+        self.training_started = time.perf_counter()
+        self.first_epoch = n_iter
+
+    def last_epoch(self, n_iter, planned_last):
+        """Return the last epoch the time left affords, at most `planned_last`.
+
+        `n_iter` epochs have run; the pace is the mean time per epoch of this
+        run, so far, including the work between epochs. The answer is never
+        below `n_iter`: an epoch that has run is kept.
+        """
+        now = time.perf_counter()
+        run = n_iter - self.first_epoch
+        if run <= 0:
+            return planned_last
+        pace = (now - self.training_started) / run
+        affordable = n_iter + max(0, math.floor((self.deadline - now) / pace))
+        if run == 1 and now > self.deadline and not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"max_time={self.max_time:g} seconds is shorter than the start and "
+                f"one epoch of training ({now - self.started:.3g} seconds); trained "
+                "one epoch. Raise max_time, or lower max_iter or the model's size.",
+                UserWarning,
+                stacklevel=5,
+            )
+        return max(n_iter, min(planned_last, affordable))
+
+
+def check_max_time(max_time):
+    """Return `max_time` as a float, or None; refuse what no budget can be."""
+    if max_time is None:
+        return None
+    value = float(max_time)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"max_time={max_time!r} must be a finite number of seconds > 0, or "
+            "None for no time budget."
+        )
+    return value
