@@ -159,10 +159,11 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     max_time : float, default=None
         Time budget of a `fit`, in seconds, counted from the call (the
         validation of X and the PCA start included). After every epoch the fit
-        divides the time left by its pace so far and, when fewer epochs than
-        planned fit in it, shortens its plan and its learning-rate schedule
-        to match, so that the schedule still ends where it should and training
-        ends within the budget (give or take one epoch's variation in pace).
+        divides the time left by its pace so far and re-sizes its plan and its
+        learning-rate schedule to the epochs that fit in it (fewer when it runs
+        slower than planned, more when faster), so that the schedule still
+        ends where it should and training ends within the budget (give or
+        take one epoch's variation in pace).
         ``max_iter`` stays the cap and early stopping still applies. A budget
         shorter than the first epoch trains one and warns. The epochs a budget
         affords depend on the machine and its load, so a budgeted fit is not
@@ -780,7 +781,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Ctrl-C keeps the last whole epoch (resumable with `resume`); any other
         failure, divergence included, puts back the estimator as it was. A plan
-        with a time budget shrinks to what the time left affords after every
+        with a time budget is re-sized to what the time left affords after every
         epoch.
         """
         plan = state.plan
@@ -805,7 +806,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             last = state.plan.last_epoch
             stop = state.end_epoch(record, scheduler, budget, steps_per_epoch)
             state.history.fit_time = time.perf_counter() - started
-            if self.verbose and state.plan.last_epoch < last:
+            if self.verbose and state.plan.last_epoch != last:
                 print_progress_line(
                     f"max_time={self.max_time:g} s: the time left affords "
                     f"{state.plan.last_epoch} epochs in all"
@@ -823,7 +824,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             return stop
 
         if budget is not None:
-            budget.start(state.history.n_iter)
+            budget.start(state.history.n_iter, cap=planned_last)
         try:
             train_epochs(
                 state.encoder,
