@@ -151,10 +151,11 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     max_time : float, default=None
         Time budget of a `fit`, in seconds, counted from the call (the
         validation of X and the PCA start included). After every epoch the fit
-        divides the time left by its pace so far and, when fewer epochs than
-        planned fit in it, shortens its plan and its learning-rate schedule
-        to match, so that the schedule still ends where it should and training
-        ends within the budget (give or take one epoch's variation in pace).
+        divides the time left by its pace so far and re-sizes its plan and its
+        learning-rate schedule to the epochs that fit in it (fewer when it runs
+        slower than planned, more when faster), so that the schedule still
+        ends where it should and training ends within the budget (give or
+        take one epoch's variation in pace).
         ``max_iter`` stays the cap and early stopping still applies. A budget
         shorter than the first epoch trains one and warns. The epochs a budget
         affords depend on the machine and its load, so a budgeted fit is not

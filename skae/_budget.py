@@ -2,9 +2,10 @@
 
 Plain Python, no torch and no scikit-learn. A fit learns its pace only by
 running; after every epoch the budget says how many epochs the time left
-affords at the pace so far, and the fit shrinks its plan (and its
-learning-rate schedule) to match. ``max_iter`` stays the cap: the budget never
-adds epochs.
+affords at the pace so far, and the fit re-sizes its plan (and its
+learning-rate schedule) to match: fewer epochs when it runs slower than
+planned, more when faster. ``max_iter`` stays the cap: the budget never plans
+beyond it.
 """
 
 import math
@@ -30,15 +31,17 @@ class TimeBudget:
         self.started = started
         self.training_started = None
         self.first_epoch = None
+        self.cap = None
         self.warned = False
 
-    def start(self, n_iter):
-        """Mark the start of training, at `n_iter` epochs already run."""
+    def start(self, n_iter, cap):
+        """Mark the start of training: `n_iter` epochs already run, `cap` the last."""
         self.training_started = time.perf_counter()
         self.first_epoch = n_iter
+        self.cap = cap
 
-    def last_epoch(self, n_iter, planned_last):
-        """Return the last epoch the time left affords, at most `planned_last`.
+    def last_epoch(self, n_iter):
+        """Return the last epoch the time left affords, at most the cap.
 
         `n_iter` epochs have run; the pace is the mean time per epoch of this
         run, so far, including the work between epochs. The answer is never
@@ -47,7 +50,7 @@ class TimeBudget:
         now = time.perf_counter()
         run = n_iter - self.first_epoch
         if run <= 0:
-            return planned_last
+            return self.cap
         pace = (now - self.training_started) / run
         affordable = n_iter + max(0, math.floor((self.deadline - now) / pace))
         if run == 1 and now > self.deadline and not self.warned:
@@ -59,7 +62,7 @@ class TimeBudget:
                 UserWarning,
                 stacklevel=5,
             )
-        return max(n_iter, min(planned_last, affordable))
+        return max(n_iter, min(self.cap, affordable))
 
 
 def check_max_time(max_time):

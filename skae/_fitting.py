@@ -247,7 +247,7 @@ def _train(
 
     Ctrl-C keeps the last whole epoch (resumable with `resume`); any other
     failure, divergence included, puts back the estimator as it was. A plan
-    with a time budget shrinks to what the time left affords after every
+    with a time budget is re-sized to what the time left affords after every
     epoch.
     """
     plan = state.plan
@@ -273,7 +273,7 @@ def _train(
         last = state.plan.last_epoch
         stop = state.end_epoch(record, scheduler, budget, steps_per_epoch)
         state.history.fit_time = time.perf_counter() - started
-        if estimator.verbose and state.plan.last_epoch < last:
+        if estimator.verbose and state.plan.last_epoch != last:
             print_progress_line(
                 f"max_time={estimator.max_time:g} s: the time left affords "
                 f"{state.plan.last_epoch} epochs in all"
@@ -291,7 +291,7 @@ def _train(
         return stop
 
     if budget is not None:
-        budget.start(state.history.n_iter)
+        budget.start(state.history.n_iter, cap=planned_last)
     try:
         train_epochs(
             state.encoder,

@@ -313,7 +313,7 @@ class TrainingState:
 
         It stops when the stopping rule says so, or when the plan's last epoch
         is reached. With a `budget` (a `skae._budget.TimeBudget`), the plan
-        first shrinks to the epochs the time left affords, and `scheduler` with
+        first becomes the epochs the time left affords, and `scheduler` with
         it, ``steps_per_epoch`` steps an epoch.
         """
         history = self.history
@@ -329,8 +329,8 @@ class TrainingState:
         plan = self.plan
         if plan is not None:
             if budget is not None:
-                last = budget.last_epoch(history.n_iter, plan.last_epoch)
-                if last < plan.last_epoch:
+                last = budget.last_epoch(history.n_iter)
+                if last != plan.last_epoch:
                     left = (last - history.n_iter) * steps_per_epoch
                     scheduler.resize(scheduler.steps + left)
                     plan.total_steps = scheduler.total_steps

@@ -211,14 +211,18 @@ def test_time_budget_unit():
         patch.setattr(_budget, "time", types.SimpleNamespace(perf_counter=fake))
         budget = TimeBudget(10.0, started=0.0)
         fake.now = 1.0
-        budget.start(n_iter=4)
+        budget.start(n_iter=4, cap=100)
         fake.now = 3.0
-        # One epoch in 2 s, 7 s left: 3 more epochs, capped by the plan.
-        assert budget.last_epoch(5, planned_last=100) == 8
-        assert budget.last_epoch(5, planned_last=6) == 6
+        # One epoch in 2 s, 7 s left: 3 more epochs.
+        assert budget.last_epoch(5) == 8
+        fake.now = 4.0
+        # Faster since: 2 epochs in 3 s, 6 s left: 4 more (the plan grows).
+        assert budget.last_epoch(6) == 10
+        budget.cap = 7
+        assert budget.last_epoch(6) == 7
         fake.now = 20.0
         # Past the deadline: stop, but keep the epochs that ran.
-        assert budget.last_epoch(6, planned_last=100) == 6
+        assert budget.last_epoch(6) == 6
 
 
 def test_early_stopping_still_ends_a_budgeted_fit(clock, X):
