@@ -96,6 +96,8 @@ def main():
     flip = False
     for name, X_train, X_test in datasets(args.train_size):
         for k in args.n_components:
+            if k >= X_train.shape[1]:
+                continue
             pca_test = mse(PCA(k, random_state=0).fit(X_train), X_test)
             variants = list(VARIANTS.items())
             if flip:

@@ -35,7 +35,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    for module in ("_budget", "_autoencoder", "_sizing"):
+    for module in ("_budget", "_autoencoder", "_fitting", "_sizing"):
         monkeypatch.setattr(
             getattr(skae, module), "time", types.SimpleNamespace(perf_counter=fake)
         )
