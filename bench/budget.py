@@ -15,10 +15,12 @@ Run:  python bench/budget.py [--n-components 2 10 30 100] [--budgets 15 60 240]
           [--bfloat16-budgets 15 60 240] [--train-size 60000] [--out bench/results]
 
 Writes ``budget.json`` (the table, with the date, machine and versions) and
-``budget.png`` (the ratio to PCA against seconds).
+``budget.png`` (the ratio to PCA against seconds; ``--plot-only`` redraws it
+from an existing ``budget.json``).
 """
 
 import argparse
+import json
 import os
 import warnings
 from pathlib import Path
@@ -83,29 +85,38 @@ def fit_one(k, budget, precision, X_train, X_test, pca_mse, random_state):
 
 
 def plot(rows, path):
-    """Ratio to PCA against seconds, one line per k and precision."""
+    """Ratio to PCA against seconds: a colour per k, dashed for bfloat16."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    keys = sorted({(r["n_components"], r["precision"]) for r in rows})
-    for k, precision in keys:
-        points = sorted(
-            (r["fit_seconds"], r["ratio"])
-            for r in rows
-            if (r["n_components"], r["precision"]) == (k, precision)
-        )
-        ax.plot(
-            *zip(*points, strict=True),
-            marker="o",
-            linestyle="-" if precision == "float32" else "--",
-            label=f"k={k}, {precision}",
-        )
+    ks = sorted({r["n_components"] for r in rows})
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = dict(zip(ks, cycle, strict=False))
+    for k in ks:
+        for precision in ("float32", "bfloat16"):
+            points = sorted(
+                (r["fit_seconds"], r["ratio"])
+                for r in rows
+                if (r["n_components"], r["precision"]) == (k, precision)
+            )
+            if not points:
+                continue
+            ax.plot(
+                *zip(*points, strict=True),
+                marker="o",
+                color=colours[k],
+                linestyle="-" if precision == "float32" else "--",
+                label=f"k={k}, {precision}",
+            )
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("fit seconds (max_time)")
+    budgets = sorted({r["budget_seconds"] for r in rows})
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.minorticks_off()
+    ax.set_xlabel("seconds of fitting (max_time)")
     ax.set_ylabel("test MSE / PCA's test MSE")
     ax.set_title("Fashion-MNIST: the defaults under a time budget")
     ax.legend(fontsize="small", ncol=2)
@@ -124,7 +135,12 @@ def main():
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--plot-only", action="store_true")
     args = parser.parse_args()
+    if args.plot_only:
+        rows = json.loads((args.out / "budget.json").read_text())["rows"]
+        plot(rows, args.out / "budget.png")
+        return
 
     X_train, _ = load_fashion_mnist(subset="train")
     X_test, _ = load_fashion_mnist(subset="test")

@@ -12,6 +12,7 @@ Run:  python bench/variance_sample.py [--fractions 0.8 0.9 0.95] [--max-time S]
 
 import argparse
 import json
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,7 +45,9 @@ def main():
         )
     result = {
         "benchmark": "bench/variance_sample.py",
-        "command": recorded["command"],
+        # The command as a user would type it (the report went to a temporary
+        # folder, quietly).
+        "command": shlex.join(["skae", *argv]),
         "n_train": recorded["n_train"],
         "n_test": recorded["n_test"],
         "machine": machine(),

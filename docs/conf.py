@@ -431,6 +431,32 @@ def _start_table():
     )
 
 
+def _bf16_paths_table():
+    results = json.loads((RESULTS / "bf16_paths.json").read_text())
+    machine = results["machine"]
+    rows = [
+        [
+            row["model"],
+            row["variant"],
+            f"{row['samples_per_s']:,.0f}",
+            f"{row['vs_float32']:.2f}",
+            ""
+            if row["autocast_cast_share"] is None
+            else f"{row['autocast_cast_share']:.0%}",
+        ]
+        for row in results["rows"]
+    ]
+    flags = ", ".join(machine["cpu_flags"]) or "no AVX-512"
+    return (
+        f"Measured {machine['date']} with ``python bench/bf16_paths.py`` on "
+        f"{machine['cpu_count']} cores ({flags}), torch {machine['torch']}; one "
+        "training step of batch 256, best of several, the variants interleaved.\n\n"
+        + _table(
+            ["model", "training", "samples/s", "x float32", "casts (profiler)"], rows
+        )
+    )
+
+
 GENERATED.mkdir(exist_ok=True)
 for _name, _make in [
     ("never_worse", _never_worse_table),
@@ -444,5 +470,6 @@ for _name, _make in [
     ("sparse_table", _sparse_table),
     ("budget_table", _budget_table),
     ("start_table", _start_table),
+    ("bf16_paths_table", _bf16_paths_table),
 ]:
     (GENERATED / f"{_name}.rst").write_text(_make())
