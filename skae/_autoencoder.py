@@ -176,7 +176,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         improves by 1% an epoch.
 
     n_iter_no_change : int, default=10
-        Epochs without improvement tolerated by the stopping rule.
+        Epochs without improvement tolerated by the stopping rule. Epochs in
+        the warm-up of a one-cycle schedule (its first 30%) are not counted.
 
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the training data, score it after
@@ -298,7 +299,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     fit_time_ : float
         Seconds the last `fit`, `partial_fit` or `resume` took to train (from
-        the call to the end of its last epoch).
+        the call to the end of its last epoch; with a float ``n_components``,
+        the whole width search).
 
     precision_ : {"float32", "bfloat16"}
         Arithmetic the last fit trained in: ``precision`` with "auto" resolved.
@@ -571,7 +573,12 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             "precision",
             "loss",
         )
-        return {name: getattr(self, name) for name in names}
+        # NumPy scalars (np.float32(60) for max_time, say) as plain JSON values.
+        return {
+            name: value.item() if isinstance(value, np.generic) else value
+            for name in names
+            for value in [getattr(self, name)]
+        }
 
     def _publish(self, state, features):
         """Set the fitted attributes from `state`: the one place they are written.

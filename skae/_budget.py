@@ -52,7 +52,11 @@ class TimeBudget:
         if run <= 0:
             return self.cap
         pace = (now - self.training_started) / run
-        affordable = n_iter + max(0, math.floor((self.deadline - now) / pace))
+        more = (self.deadline - now) / pace if pace > 0 else math.inf
+        if more >= self.cap - n_iter:
+            # Also where a huge budget makes `more` too large for an int.
+            return self.cap
+        affordable = n_iter + max(0, math.floor(more))
         if run == 1 and now > self.deadline and not self.warned:
             self.warned = True
             warnings.warn(
@@ -69,7 +73,14 @@ def check_max_time(max_time):
     """Return `max_time` as a float, or None; refuse what no budget can be."""
     if max_time is None:
         return None
-    value = float(max_time)
+    if isinstance(max_time, bool):
+        raise ValueError(
+            f"max_time={max_time!r} must be a number of seconds, not a bool."
+        )
+    try:
+        value = float(max_time)
+    except OverflowError:
+        value = math.inf
     if not math.isfinite(value) or value <= 0:
         raise ValueError(
             f"max_time={max_time!r} must be a finite number of seconds > 0, or "

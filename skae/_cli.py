@@ -247,6 +247,9 @@ def _compare(args):
         params["max_iter"] = args.max_iter
     if args.max_time:
         params["max_time"] = args.max_time
+        if not args.max_iter:
+            # The budget decides the epochs, as max_time=60, max_iter=1000 does.
+            params["max_iter"] = 1000
     if args.precision:
         params["precision"] = args.precision
     params.update(random_state=args.random_state, device=args.device)

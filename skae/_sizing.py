@@ -183,6 +183,8 @@ def fit_by_variance(estimator, X, sample_weight, started):
         halve_next = (hi - lo) * 2 > before
     chosen = search.tried.get(hi) or search.fit(hi, 1)
     fitted = chosen.estimator
+    # The search's seconds, every width tried, are what this fit took.
+    fitted._state.history.fit_time = time.perf_counter() - started
     # Commit: the chosen clone's fitted state becomes the estimator's.
     estimator._publish(fitted._state, fitted._features())
     estimator._publish_sizing(chosen.explained_variance, search.record)

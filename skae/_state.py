@@ -35,6 +35,9 @@ from skae._training import (
     make_optimizer,
 )
 
+# The fraction of a one-cycle schedule that raises the rate (OneCycleLR's
+# pct_start).
+ONE_CYCLE_WARM_UP = 0.3
 # A training loss this many times the larger of what the untrained model and a
 # model that outputs zeros lose means divergence.
 EXPLODING = 1e4
@@ -153,8 +156,15 @@ class StoppingRule:
             self.best_state = copy_state(modules)
             self.pca_start_best = False
 
-    def update(self, record, modules):
-        """Take one epoch's record; return True when training should stop."""
+    def update(self, record, modules, warming_up=False):
+        """Take one epoch's record; return True when training should stop.
+
+        An epoch `warming_up` (in a one-cycle warm-up, its rate still rising)
+        is a candidate but does not count against ``n_iter_no_change``: over a
+        long plan (max_iter=1000, or a generous time budget) the warm-up lasts
+        hundreds of epochs at a tiny rate, and patience would end the fit
+        before the rate has risen.
+        """
         if self.early_stopping:
             score = record.validation_score
             improved = score >= self.best_score + self.tol
@@ -162,7 +172,10 @@ class StoppingRule:
         else:
             improved = record.train_loss <= self.best_loss - self.tol
             self.best_loss = min(self.best_loss, record.train_loss)
-        self.no_improvement = 0 if improved else self.no_improvement + 1
+        if improved:
+            self.no_improvement = 0
+        elif not warming_up:
+            self.no_improvement += 1
         if self.no_improvement > self.n_iter_no_change:
             quantity = "Validation score" if self.early_stopping else "Training loss"
             self.message = (
@@ -256,7 +269,7 @@ class TrainingState:
             self.solver = solver
         if solver == "sgd":
             for group in self.optimizer.param_groups:
-                group["momentum"] = momentum
+                group["momentum"] = float(momentum)
         return self.optimizer
 
     def start_plan(self, plan, learning_rate, stopping):
@@ -323,7 +336,9 @@ class TrainingState:
             history.validation_loss_curve.append(record.validation_loss)
         else:
             history.best_loss = min(history.best_loss, record.train_loss)
-        stop = self.stopping.update(record, self.modules)
+        stop = self.stopping.update(
+            record, self.modules, warming_up=self._warming_up(scheduler)
+        )
         if self.stopping.early_stopping:
             history.best_validation_score = self.stopping.best_score
         plan = self.plan
@@ -339,6 +354,12 @@ class TrainingState:
             stop = stop or history.n_iter >= plan.last_epoch
             plan.scheduler = scheduler.state_dict()
         return stop
+
+    def _warming_up(self, scheduler):
+        """Whether a one-cycle schedule is still raising the rate."""
+        if self.plan is None or self.plan.schedule != "one_cycle":
+            return False
+        return scheduler.steps < ONE_CYCLE_WARM_UP * scheduler.total_steps
 
     def restart_from_pca(self, X, sample_weight=None):
         """Make the model PCA of X exactly: the PCA start, refitted on X.

@@ -58,6 +58,9 @@ def make_optimizer(
     ``PCA_PATH_LR_SCALE``) times the others', under every schedule.
     """
     parameters = list(parameters)
+    # A NumPy scalar rate would end up in the optimizer's state, which files
+    # store as JSON.
+    learning_rate = float(learning_rate)
     if slow_scale is None:
         slow_scale = PCA_PATH_LR_SCALE
     slow_ids = {id(p) for p in slow}
@@ -81,7 +84,7 @@ def make_optimizer(
     if solver == "adamw":
         return torch.optim.AdamW(groups, lr=learning_rate, fused=fused or None)
     if solver == "sgd":
-        return torch.optim.SGD(groups, lr=learning_rate, momentum=momentum)
+        return torch.optim.SGD(groups, lr=learning_rate, momentum=float(momentum))
     raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
 
 
@@ -93,6 +96,7 @@ def make_scheduler(optimizer, schedule, learning_rate, total_steps):
     also when training resumes.
     """
     rates = []
+    learning_rate = float(learning_rate)
     for group in optimizer.param_groups:
         group["lr"] = learning_rate * group.get("lr_scale", 1.0)
         # A previous schedule's start would otherwise be kept as this one's.

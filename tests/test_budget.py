@@ -226,6 +226,48 @@ def test_time_budget_unit():
 
 
 def test_early_stopping_still_ends_a_budgeted_fit(clock, X):
-    # A rule that fires after one epoch without a gain of 1e9: the first chance.
+    # A rule that fires after one epoch without a gain of 1e9: its first
+    # chance once the one-cycle warm-up (30% of the plan) is over.
     ae = budgeted(max_time=1e6, tol=1e9, n_iter_no_change=1).fit(X)
-    assert ae.n_iter_ == 2
+    assert 0.3 * MAX_ITER <= ae.n_iter_ < 0.3 * MAX_ITER + 3
+
+
+def test_patience_waits_for_the_one_cycle_warm_up(X):
+    # 200 planned epochs: the warm-up's first 60 run at a tiny rising rate, and
+    # ten epochs without a gain of tol must not end the fit then.
+    ae = budgeted(max_iter=200, tol=1e-2, n_iter_no_change=3).fit(X)
+    assert ae.n_iter_ > 0.3 * 200
+
+
+@pytest.mark.parametrize("max_time", [1e306, 2.0**1023, 10**400])
+def test_a_huge_budget_is_no_budget_or_refused(clock, X, max_time):
+    ae = budgeted(max_iter=3, max_time=max_time)
+    if max_time == 10**400:
+        with pytest.raises(ValueError, match="max_time"):
+            ae.fit(X)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            assert ae.fit(X).n_iter_ == 3
+
+
+def test_a_bool_is_not_a_budget(X):
+    with pytest.raises(ValueError, match="max_time=True"):
+        budgeted(max_time=True).fit(X)
+
+
+def test_numpy_scalars_save_mid_fit(X, tmp_path):
+    def stop(estimator, record):
+        if record.epoch == 1:
+            raise KeyboardInterrupt
+
+    ae = budgeted(
+        max_time=np.float32(1e6),
+        learning_rate_init=np.float32(0.002),
+        callbacks=[stop],
+    )
+    with pytest.warns(UserWarning, match="interrupted"):
+        ae.fit(X)
+    ae.set_params(callbacks=None).save(tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    assert loaded._state.plan.params["max_time"] == 1e6
