@@ -284,6 +284,12 @@ def _sizing_table():
         f"{machine['torch']}, scikit-learn {machine['sklearn']}; Fashion-MNIST, "
         f"fitted on {subset}, tested on the 10,000 test images."
         + (
+            f" Each search had a time budget of {results['max_time']:g} seconds "
+            "(``max_time``, shared among the widths it fitted)."
+            if results.get("max_time")
+            else " Every width trained the default 18 epochs."
+        )
+        + (
             f" Load average {load[0]:.1f} before and {load[1]:.1f} after, from "
             "other work on the same cores."
             if (load := results.get("load_average_1min"))
@@ -291,7 +297,30 @@ def _sizing_table():
         )
         + "\n\n"
         + _table(header, rows)
+        + "".join(f"\n- {line}\n" for line in _sizing_verdicts(results))
     )
+
+
+def _sizing_verdicts(results):
+    """One sentence per fraction: widths on the same rows, goals, seconds."""
+    lines = []
+    for row in results["rows"]:
+        pca = row.get("pca_held_out_n_components") or row["pca_n_components"]
+        ae = row["autoencoder_n_components"]
+        goal = row["goal_n_components"]
+        verdict = (
+            ""
+            if goal is None
+            else f"; goal ≤ {goal}: {'met' if ae <= goal else 'missed'}"
+        )
+        seconds = row["search_seconds"]
+        lines.append(
+            f"At {row['fraction']}: the autoencoder needs {ae} components where "
+            f"PCA needs {pca} on the same held-out rows ({ae / pca:.2f}x){verdict}. "
+            f"The search fitted {row['search_fits']} widths in {seconds:.0f} s "
+            f"(goal ≤ 300 s: {'met' if seconds <= 300 else 'missed'})."
+        )
+    return lines
 
 
 def _onnx_one_row():
