@@ -14,6 +14,7 @@ import torch
 
 from skae._missing import filled, principal_axes
 from skae._sparse import batch_rows
+from skae._torch_utils import module_device
 
 # One-sided: the model is kept when it is better with ~98% confidence.
 Z = 2.0
@@ -32,7 +33,7 @@ def beats_pca(
     observed ones. X and X_validation may be `skae._sparse.SparseRows`.
     """
     # X may stay in host memory when it is too big for the model's device.
-    device = next(encoder.parameters()).device
+    device = module_device(encoder)
     if sample_weight is not None:
         sample_weight = sample_weight.to(X.device)
     encoder.eval()

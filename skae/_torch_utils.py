@@ -84,6 +84,12 @@ def generator_from_state(state):
     return generator
 
 
+def module_device(module):
+    """Return the device of `module`'s parameters (the CPU for none)."""
+    parameter = next(module.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
+
+
 # Training data stays on an accelerator when it takes at most this fraction of
 # the memory free there; the model, its gradients and a batch need the rest.
 DEVICE_DATA_FRACTION = 0.5

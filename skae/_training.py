@@ -17,6 +17,7 @@ from torch.nn import functional
 from skae._missing import masked_evaluation, masked_loss
 from skae._modules import split_last_activation
 from skae._sparse import batch_rows
+from skae._torch_utils import module_device
 
 SOLVERS = ("adam", "adamw", "sgd")
 LOSSES = ("squared_error", "binary_crossentropy")
@@ -30,6 +31,9 @@ INFERENCE_BATCH_SIZE = 4096
 # far as the corrections and the model validates worse than its start for
 # several epochs (bench/start.py).
 PCA_PATH_LR_SCALE = 0.1
+# The fraction of a one-cycle schedule that raises the rate (OneCycleLR's
+# pct_start).
+ONE_CYCLE_WARM_UP = 0.3
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,13 @@ def make_optimizer(
     learning_rate = float(learning_rate)
     if slow_scale is None:
         slow_scale = PCA_PATH_LR_SCALE
-    slow_ids = {id(p) for p in slow}
     groups = parameters
-    if slow_ids:
+    if slow:
+        fast, slow = split_parameters(parameters, slow)
         groups = [
-            {"params": [p for p in parameters if id(p) not in slow_ids]},
+            {"params": fast},
             {
-                "params": [p for p in parameters if id(p) in slow_ids],
+                "params": slow,
                 "lr_scale": slow_scale,
                 "lr": learning_rate * slow_scale,
             },
@@ -86,6 +90,18 @@ def make_optimizer(
     if solver == "sgd":
         return torch.optim.SGD(groups, lr=learning_rate, momentum=float(momentum))
     raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
+
+
+def split_parameters(parameters, slow):
+    """Return (the others, `slow`) from `parameters`, each in `parameters`' order.
+
+    The order of an optimizer with a slow group: its state is indexed by it.
+    """
+    slow_ids = {id(p) for p in slow}
+    return (
+        [p for p in parameters if id(p) not in slow_ids],
+        [p for p in parameters if id(p) in slow_ids],
+    )
 
 
 def make_scheduler(optimizer, schedule, learning_rate, total_steps):
@@ -111,7 +127,10 @@ def make_scheduler(optimizer, schedule, learning_rate, total_steps):
     if schedule == "one_cycle":
         # OneCycleLR needs at least two steps to rise and fall.
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=rates, total_steps=max(total_steps, 2)
+            optimizer,
+            max_lr=rates,
+            total_steps=max(total_steps, 2),
+            pct_start=ONE_CYCLE_WARM_UP,
         )
     raise ValueError(f"learning_rate={schedule!r} is not one of {SCHEDULES}.")
 
@@ -261,7 +280,7 @@ def evaluate(encoder, decoder, X, loss, sample_weight=None, batch_size=None, fil
     batch_size = batch_size or batch_rows(X.shape[1], INFERENCE_BATCH_SIZE)
     encoder.eval()
     decoder.eval()
-    device = _module_device(encoder)
+    device = module_device(encoder)
     # Summed on the device and read once: no host synchronisation per batch.
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     squared_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -369,7 +388,7 @@ def train_epochs(
         raise ValueError(f"precision={precision!r} is not one of {PRECISIONS}.")
     # X lives on the modules' device when it fits there, else in (pinned) host
     # memory, from which each batch is copied asynchronously.
-    device = _module_device(encoder)
+    device = module_device(encoder)
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
     )
@@ -438,12 +457,6 @@ def train_epochs(
     encoder.eval()
     decoder.eval()
     return records
-
-
-def _module_device(module):
-    """Return the device of `module`'s parameters (the CPU for none)."""
-    parameter = next(module.parameters(), None)
-    return torch.device("cpu") if parameter is None else parameter.device
 
 
 def _device_generator(generator, device):
