@@ -66,7 +66,7 @@ class TimeBudget:
                 UserWarning,
                 stacklevel=5,
             )
-        return max(n_iter, min(self.cap, affordable))
+        return affordable
 
 
 def check_max_time(max_time):

@@ -28,16 +28,15 @@ from skae._modules import (
 from skae._sparse import batch_rows
 from skae._torch_utils import generator_from_state
 from skae._training import (
+    ONE_CYCLE_WARM_UP,
     Schedule,
     copy_state,
     evaluate,
     load_state,
     make_optimizer,
+    split_parameters,
 )
 
-# The fraction of a one-cycle schedule that raises the rate (OneCycleLR's
-# pct_start).
-ONE_CYCLE_WARM_UP = 0.3
 # A training loss this many times the larger of what the untrained model and a
 # model that outputs zeros lose means divergence.
 EXPLODING = 1e4
@@ -661,11 +660,8 @@ class TrainingState:
         """Return the parameters in the optimizer's order, for `n_groups` groups."""
         if n_groups == 1:
             return self._parameters()
-        slow = {id(p) for p in self._pca_path_parameters()}
-        parameters = self._parameters()
-        return [p for p in parameters if id(p) not in slow] + [
-            p for p in parameters if id(p) in slow
-        ]
+        fast, slow = split_parameters(self._parameters(), self._pca_path_parameters())
+        return fast + slow
 
     def _pca_path_parameters(self):
         """Return the linear paths of a PCA start with corrections, else []."""
