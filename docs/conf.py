@@ -439,11 +439,9 @@ def _start_table():
                 f"{row['ratio']:.3f}",
             ]
         )
-    flags = ", ".join(machine["cpu_flags"]) or "no AVX-512"
     return (
-        f"Measured {machine['date']} with ``python bench/start.py`` on "
-        f"{machine['cpu_count']} cores ({flags}), torch {machine['torch']}: "
-        f"{results['max_iter']} epochs each; Fashion-MNIST on its first "
+        _measured_by(machine, "bench/start.py")
+        + f": {results['max_iter']} epochs each; Fashion-MNIST on its first "
         f"{results['train_size']:,} training images. PCA paths' rate: full, or "
         "the default fraction of it.\n\n"
         + _table(
@@ -457,6 +455,15 @@ def _start_table():
             ],
             rows,
         )
+    )
+
+
+def _measured_by(machine, script):
+    """Return "Measured DATE with python SCRIPT on N cores (FLAGS), torch V"."""
+    flags = ", ".join(machine["cpu_flags"]) or "no AVX-512"
+    return (
+        f"Measured {machine['date']} with ``python {script}`` on "
+        f"{machine['cpu_count']} cores ({flags}), torch {machine['torch']}"
     )
 
 
@@ -475,11 +482,10 @@ def _bf16_paths_table():
         ]
         for row in results["rows"]
     ]
-    flags = ", ".join(machine["cpu_flags"]) or "no AVX-512"
     return (
-        f"Measured {machine['date']} with ``python bench/bf16_paths.py`` on "
-        f"{machine['cpu_count']} cores ({flags}), torch {machine['torch']}; one "
-        "training step of batch 256, best of several, the variants interleaved.\n\n"
+        _measured_by(machine, "bench/bf16_paths.py")
+        + "; one training step of batch 256, best of several, the variants "
+        "interleaved.\n\n"
         + _table(
             ["model", "training", "samples/s", "x float32", "casts (profiler)"], rows
         )
