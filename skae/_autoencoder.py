@@ -298,9 +298,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         `partial_fit`.
 
     fit_time_ : float
-        Seconds the last `fit`, `partial_fit` or `resume` took to train (from
-        the call to the end of its last epoch; with a float ``n_components``,
-        the whole width search).
+        Seconds the last `fit`, `partial_fit` or `resume` took to train: from
+        the call until the model was final (its last epoch and, after a PCA
+        start, the comparison with PCA), before ``explained_variance_score_``
+        is measured; with a float ``n_components``, the whole width search.
 
     precision_ : {"float32", "bfloat16"}
         Arithmetic the last fit trained in: ``precision`` with "auto" resolved.
