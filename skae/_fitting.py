@@ -348,7 +348,9 @@ def _train(
     budgeted_last = None if state.plan is None else state.plan.last_epoch
     state.finish()
     if stopping.pca_candidate:
-        keep, statistics = beats_pca(state.encoder, state.decoder, *parts, fill=fill)
+        keep, statistics = beats_pca(
+            state.encoder, state.decoder, *parts, fill=fill, basis=state.start_basis
+        )
         if stopping.pca_start_best or not keep:
             # No epoch beat the PCA start (of the training rows) beyond
             # noise on the held-out rows: return PCA of all the rows, as

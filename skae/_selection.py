@@ -21,7 +21,14 @@ Z = 2.0
 
 
 def beats_pca(
-    encoder, decoder, X, sample_weight, X_validation, validation_weight, fill=None
+    encoder,
+    decoder,
+    X,
+    sample_weight,
+    X_validation,
+    validation_weight,
+    fill=None,
+    basis=None,
 ):
     """Whether the model beats PCA of X on X_validation beyond noise.
 
@@ -31,6 +38,7 @@ def beats_pca(
     validation score (negative mean squared error). With `fill`, rows may have
     missing entries: both models see them filled, and are scored on the
     observed ones. X and X_validation may be `skae._sparse.SparseRows`.
+    `basis`: PCA of X, (components, mean), when already known.
     """
     # X may stay in host memory when it is too big for the model's device.
     device = module_device(encoder)
@@ -43,7 +51,9 @@ def beats_pca(
         if fill is not None:
             first = filled(first, fill)
         n_components = encoder(first).shape[1]
-        components, mean = principal_axes(X, n_components, sample_weight)
+        if basis is None:
+            basis = principal_axes(X, n_components, sample_weight)
+        components, mean = basis
         components, mean = components.to(device), mean.to(device)
         model_parts, pca_parts = [], []
         step = batch_rows(X_validation.shape[1])

@@ -208,6 +208,11 @@ class TrainingState:
         # The training rows' column means over observed entries: what fills a
         # missing entry before it is encoded. None in files written before it.
         self.fill = None
+        # PCA of the training rows, (components, mean) on the CPU: the start of
+        # a new model, kept for the comparison at the end of its fit (which
+        # would otherwise compute it again). Only `build` sets it: it is never
+        # copied nor saved, so a resumed or warm-started fit computes its own.
+        self.start_basis = None
 
     @classmethod
     def build(cls, architecture, X, sample_weight, generator, device):
@@ -232,6 +237,7 @@ class TrainingState:
             architecture, encoder.to(device), decoder.to(device), generator, device
         )
         state.fill = column_fill(X, sample_weight).to(device)
+        state.start_basis = pca
         return state
 
     @property
