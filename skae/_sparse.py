@@ -54,15 +54,31 @@ def as_csr32(X):
 
 
 def update_digest(digest, X):
-    """Feed the values of X (dense or sparse) into a hashlib digest."""
+    """Feed the values of X (dense or sparse) into a hashlib digest.
+
+    A few MB at a time: the bytes fed are those of X as float32 (dense), or of
+    its sorted CSR's shape, indptr and indices as int64 and values as float32,
+    without converting X whole.
+    """
     if not is_sparse(X):
-        digest.update(np.ascontiguousarray(X, dtype=np.float32).tobytes())
+        _feed(digest, X, np.float32)
         return
     X = as_csr32(X)
     X.sort_indices()
     digest.update(np.asarray(X.shape, dtype=np.int64).tobytes())
-    for part in (X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data):
-        digest.update(np.ascontiguousarray(part).tobytes())
+    for part, dtype in ((X.indptr, np.int64), (X.indices, np.int64), (X.data, None)):
+        _feed(digest, part, dtype)
+
+
+def _feed(digest, array, dtype, chunk_bytes=2**23):
+    """Feed `array` (1-D or 2-D, rows in order) to `digest` as C-ordered `dtype`."""
+    if array.ndim == 1:
+        step = max(1, chunk_bytes // array.itemsize)
+    else:
+        step = max(1, chunk_bytes // max(1, array.shape[1] * array.itemsize))
+    for start in range(0, array.shape[0], step):
+        part = np.ascontiguousarray(array[start : start + step], dtype=dtype)
+        digest.update(memoryview(part).cast("B"))
 
 
 class SparseRows:
@@ -124,8 +140,11 @@ class SparseRows:
         root32, mean32 = root.astype(np.float32), mean.astype(np.float32)
 
         def times(Q):
-            # (diag(root) (X - 1 mean^T)) @ Q
-            return root32[:, None] * (X @ Q - mean32 @ Q)
+            # (diag(root) (X - 1 mean^T)) @ Q, in place: one n_samples-row array.
+            product = np.asarray(X @ Q)
+            product -= mean32 @ Q
+            product *= root32[:, None]
+            return product
 
         def times_transposed(P):
             # (diag(root) (X - 1 mean^T))^T @ P
@@ -157,9 +176,13 @@ class SparseRows:
 
 
 def _orthonormal(Y):
-    """Return an orthonormal basis of the columns of Y (float32)."""
-    Q, _ = np.linalg.qr(Y.astype(np.float64, copy=False))
-    return Q.astype(np.float32)
+    """Return an orthonormal basis of the columns of Y, in Y's dtype.
+
+    float32 as scikit-learn's randomized_svd does: a float64 copy of an
+    n_samples-row Y would double the memory of the PCA start.
+    """
+    Q, _ = np.linalg.qr(Y)
+    return Q
 
 
 def rows_for_training(X, device):
