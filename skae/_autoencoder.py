@@ -212,8 +212,12 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     noise : float or dict, default=None
         Corrupt the inputs, never the targets, while training: a denoising
         autoencoder. A float is the standard deviation of added Gaussian noise;
-        a dict may set ``{"gaussian": std, "mask": fraction}``, where "mask"
-        sets that fraction of the entries to zero. Inference is never noisy.
+        a dict may set ``{"gaussian": std, "mask": fraction, "missing":
+        fraction}``, where "mask" sets that fraction of the entries to zero and
+        "missing" hides that fraction from the encoder as missing (filled with
+        the column means) while the loss still scores them, which trains the
+        model to predict entries from the others (`AutoencoderImputer` uses
+        0.2). Inference is never noisy.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the validation split and the shuffling,

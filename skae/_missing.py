@@ -152,25 +152,35 @@ class ObservedEncoder(nn.Module):
         )
 
 
-def pca_with_missing(X, n_components, sample_weight=None, fill=None):
-    """PCA of rows with missing entries: fill, then refine by low-rank refills.
+def low_rank_completion(
+    X, n_components, sample_weight=None, fill=None, rounds=PCA_ROUNDS, precise=True
+):
+    """Complete X by PCA of its rows: fill, then refine by low-rank refills.
 
-    Starts from the column means (or `fill`), then repeats PCA_ROUNDS times:
+    Starts from the column means (or `fill`), then repeats `rounds` times:
     fit PCA to the completed rows and replace the missing entries by their
-    PCA reconstruction. Returns (components, mean) as `pca_basis` does.
+    PCA reconstruction ("hard impute", the EM algorithm of PCA with missing
+    data). Returns (components, mean, completed X); the axes are those of the
+    last completion.
     """
     missing = torch.isnan(X)
     if fill is None:
         fill = column_fill(X, sample_weight)
     current = torch.where(missing, fill, X)
-    components, mean = pca_basis(current, n_components, sample_weight)
+    components, mean = pca_basis(current, n_components, sample_weight, precise)
     if not bool(missing.any()):
-        return components, mean
-    for _ in range(PCA_ROUNDS):
+        return components, mean, current
+    for _ in range(rounds):
         centred = current - mean
         reconstruction = centred @ components.T @ components + mean
         current = torch.where(missing, reconstruction, X)
-        components, mean = pca_basis(current, n_components, sample_weight)
+        components, mean = pca_basis(current, n_components, sample_weight, precise)
+    return components, mean, current
+
+
+def pca_with_missing(X, n_components, sample_weight=None, fill=None):
+    """PCA of rows with missing entries (`low_rank_completion`): (components, mean)."""
+    components, mean, _ = low_rank_completion(X, n_components, sample_weight, fill)
     return components, mean
 
 

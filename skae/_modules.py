@@ -174,7 +174,7 @@ def pca_linear_paths(encoder, decoder):
     return encoder[0], decoder[0]
 
 
-def pca_basis(X, n_components, sample_weight=None):
+def pca_basis(X, n_components, sample_weight=None, precise=True):
     """Return the top principal axes and the mean of the rows of X.
 
     Parameters
@@ -185,6 +185,9 @@ def pca_basis(X, n_components, sample_weight=None):
         Number of axes wanted; at most min(n_samples, n_features) are returned.
     sample_weight : torch.Tensor of shape (n_samples,), default=None
         Weight of each row in the mean and the covariance.
+    precise : bool, default=True
+        Decompose in float64; False decomposes in X's dtype, about twice as
+        fast in float32 (enough where the axes only compare widths).
 
     Returns
     -------
@@ -206,10 +209,12 @@ def pca_basis(X, n_components, sample_weight=None):
     if n_samples >= n_features:
         # The covariance is small (n_features squared); its eigenvectors are the
         # axes. float64 for the decomposition, float32 for the big product.
-        _, vectors = torch.linalg.eigh((scaled.T @ scaled).double())
+        covariance = scaled.T @ scaled
+        _, vectors = torch.linalg.eigh(covariance.double() if precise else covariance)
         components = vectors.flip(-1).T[:n_pca]
     else:
-        _, _, vectors = torch.linalg.svd(scaled.double(), full_matrices=False)
+        scaled = scaled.double() if precise else scaled
+        _, _, vectors = torch.linalg.svd(scaled, full_matrices=False)
         components = vectors[:n_pca]
     largest = components.abs().argmax(dim=1, keepdim=True)
     components = components * torch.sign(components.gather(1, largest))

@@ -223,6 +223,15 @@ def check_sparse_complete(X):
         )
 
 
+def rank_parameters(shape, n_components):
+    """Numbers in a rank-n_components model of an X of `shape`: k * (n + p - k).
+
+    Fewer observed entries than this do not determine the missing ones.
+    """
+    n_samples, n_features = shape
+    return n_components * (n_samples + n_features - n_components)
+
+
 def check_missing(estimator, X, first_fit):
     """Return whether X has missing entries (NaN); refuse what cannot be learnt.
 
@@ -245,7 +254,7 @@ def check_missing(estimator, X, first_fit):
         )
     k = estimator.n_components
     if first_fit and isinstance(k, Integral):
-        needed = k * (n_samples + n_features - k)
+        needed = rank_parameters(X.shape, k)
         observed = X.size - n_missing
         if observed < needed:
             raise ValueError(

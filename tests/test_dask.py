@@ -124,3 +124,18 @@ def test_partial_fit_loop_over_a_memmap(tmp_path, X):
             first_score = first_score or ae.score(X)
     assert ae.n_iter_ == 8
     assert ae.score(X) > first_score
+
+
+def test_missing_entries_through_incremental_and_parallel_post_fit(client, X):
+    holed = X.copy()
+    holed[np.random.RandomState(1).rand(*X.shape) < 0.2] = np.nan
+    X_dask = da.from_array(holed, chunks=400)
+    incremental = wrappers.Incremental(tiny(), shuffle_blocks=False)
+    incremental.fit(X_dask)
+    local = tiny()
+    for start in range(0, 2000, 400):
+        local.partial_fit(holed[start : start + 400])
+    assert_array_equal(incremental.estimator_.transform(holed), local.transform(holed))
+    Z = wrappers.ParallelPostFit(local).transform(X_dask).compute()
+    assert np.isfinite(Z).all()
+    assert_allclose(Z, local.transform(holed), rtol=1e-5, atol=1e-6)

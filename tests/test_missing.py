@@ -215,3 +215,79 @@ def test_imputer_in_a_pipeline():
             AutoencoderImputer(autoencoder=tiny()), LogisticRegression()
         ).fit(X, y)
     assert pipeline.predict(X).shape == (120,)
+
+
+def test_imputer_chooses_the_width_of_low_rank_data_on_hidden_entries():
+    rng = np.random.RandomState(0)
+    X = low_rank(400, 20, rank=3) + 0.01 * rng.randn(400, 20)
+    imputer = AutoencoderImputer(random_state=0).fit(with_holes(X, 0.2))
+    errors = imputer.width_errors_
+    assert imputer.n_components_ in (3, 4)
+    assert imputer.autoencoder_.n_components_ == imputer.n_components_
+    # Narrower codes miss a direction of the data: far larger errors.
+    assert errors[3] < errors[2] / 10
+    assert len(imputer.completion_errors_) == 4
+
+
+def test_imputer_hides_observed_entries_from_the_fit_only():
+    X = with_holes(low_rank(300, 8))
+    before = X.copy()
+    probe = skae._imputer._Probe.hide(X, np.random.RandomState(0))
+    np.testing.assert_array_equal(X, before)  # the caller's X is not touched
+    probed = probe.rows[: len(probe.hidden)]
+    assert np.isnan(probe.X[probed][probe.hidden]).all()
+    np.testing.assert_array_equal(probe.truth, X[probed][probe.hidden])
+    share = probe.hidden.sum() / np.count_nonzero(~np.isnan(X[probed]))
+    assert 0.05 < share < 0.15
+    unprobed = probe.rows[len(probe.hidden) :]
+    np.testing.assert_array_equal(probe.X[unprobed], X[unprobed])
+
+
+def test_imputer_hides_nothing_when_the_entries_are_too_few_to_spare():
+    # A width-2 model of 10 x 10 has 2 * (10 + 10 - 2) = 36 numbers: 38
+    # observed entries determine it, the 34 or so left after hiding a tenth
+    # would not, so the imputer hides none and still fits.
+    X = np.full((10, 10), np.nan)
+    kept = np.random.RandomState(0).permutation(100)[:38]
+    X.flat[kept] = low_rank(10, 10).flat[kept]
+    imputer = AutoencoderImputer(autoencoder=tiny(), random_state=0).fit(X)
+    assert imputer.completion_errors_ == []
+    assert np.isfinite(imputer.transform(X)).all()
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "epochs"), [(50, 150), (1797, 150), (5000, 75), (60000, 7)]
+)
+def test_default_imputer_trains_for_about_the_same_steps(n_samples, epochs):
+    assert skae._imputer.default_epochs(n_samples) == epochs
+
+
+def test_grid_search_with_missing_entries():
+    from sklearn.model_selection import GridSearchCV
+
+    rng = np.random.RandomState(0)
+    X = with_holes(low_rank(300, 10, rank=3) + 0.01 * rng.randn(300, 10))
+    search = GridSearchCV(
+        MLPAutoencoder(hidden_layer_sizes=(), max_iter=5, random_state=0),
+        {"n_components": [1, 3]},
+        cv=2,
+    ).fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all()
+    # The data has rank 3: one component misses two directions of it.
+    assert search.best_params_ == {"n_components": 3}
+    assert np.isfinite(search.best_estimator_.transform(X)).all()
+
+
+def test_imputer_in_a_grid_search():
+    from sklearn.model_selection import GridSearchCV
+
+    X = with_holes(low_rank(200, 8))
+    y = (np.nan_to_num(X[:, 0]) > np.nanmedian(X[:, 0])).astype(int)
+    pipeline = make_pipeline(
+        AutoencoderImputer(autoencoder=tiny()), LogisticRegression()
+    )
+    search = GridSearchCV(
+        pipeline, {"autoencoderimputer__add_indicator": [False, True]}, cv=2
+    ).fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()

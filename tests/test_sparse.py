@@ -122,3 +122,15 @@ def test_training_never_densifies_more_than_a_batch(monkeypatch):
     monkeypatch.setattr(SparseRows, "__getitem__", spy)
     tiny(batch_size=16).fit(X)
     assert largest and max(largest) < 200
+
+
+def test_grid_search_over_widths_on_sparse_input():
+    from sklearn.model_selection import GridSearchCV
+
+    X = decaying(200, 30)
+    search = GridSearchCV(tiny(), {"n_components": [1, 3]}, cv=2).fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all()
+    # Three components keep more of the decaying spectrum than one.
+    assert search.best_params_ == {"n_components": 3}
+    assert search.best_estimator_.transform(X).shape == (200, 3)
