@@ -290,6 +290,11 @@ def _sizing_table():
             else " Every width trained the default 18 epochs."
         )
         + (
+            f" The fits trained in {precision} (``precision={precision!r}``)."
+            if (precision := results.get("precision", "float32")) != "float32"
+            else ""
+        )
+        + (
             f" Load average {load[0]:.1f} before and {load[1]:.1f} after, from "
             "other work on the same cores."
             if (load := results.get("load_average_1min"))
