@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from skae._torch_utils import data_device
+from skae._torch_utils import data_device, release_memory
 
 # Dense entries per batch when sparse or very wide rows are densified for
 # inference: 2**22 float32 entries (16 MB), at most INFERENCE_BATCH_SIZE rows.
@@ -100,6 +100,10 @@ class SparseRows:
         return torch.Size(self.matrix.shape)
 
     def __getitem__(self, rows):
+        # The previous batches' dense blocks are freed by now: hand the heap's
+        # free memory back before allocating the next, or glibc's heaps
+        # fragment and the process grows to several times what it uses.
+        release_memory()
         if isinstance(rows, torch.Tensor):
             rows = rows.cpu().numpy()
         return torch.from_numpy(self.matrix[rows].toarray()).to(self.device)
@@ -178,11 +182,12 @@ class SparseRows:
 def _orthonormal(Y):
     """Return an orthonormal basis of the columns of Y, in Y's dtype.
 
-    float32 as scikit-learn's randomized_svd does: a float64 copy of an
-    n_samples-row Y would double the memory of the PCA start.
+    Through torch, which factors float32 in float32 (as scikit-learn's
+    randomized_svd does); NumPy's qr would work on a float64 copy, which
+    doubled the memory of the PCA start of a tall matrix.
     """
-    Q, _ = np.linalg.qr(Y)
-    return Q
+    Q, _ = torch.linalg.qr(torch.from_numpy(np.ascontiguousarray(Y)))
+    return Q.numpy()
 
 
 def rows_for_training(X, device):

@@ -134,3 +134,18 @@ def test_grid_search_over_widths_on_sparse_input():
     # Three components keep more of the decaying spectrum than one.
     assert search.best_params_ == {"n_components": 3}
     assert search.best_estimator_.transform(X).shape == (200, 3)
+
+
+def test_each_dense_batch_first_returns_the_heap_free_memory(monkeypatch):
+    calls = []
+    monkeypatch.setattr(skae._sparse, "release_memory", lambda: calls.append(1))
+    X = sparse_data(300, 40)
+    tiny(batch_size=50, early_stopping=False).set_params(max_iter=2).fit(X)
+    assert len(calls) >= 2 * 6  # at least every training batch of both epochs
+
+
+def test_randomized_svd_blocks_stay_float32_and_orthonormal():
+    Y = np.random.RandomState(0).rand(500, 12).astype(np.float32)
+    Q = skae._sparse._orthonormal(Y)
+    assert Q.dtype == np.float32 and Q.shape == (500, 12)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(12), atol=1e-5)
