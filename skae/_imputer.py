@@ -176,6 +176,23 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         self : AutoencoderImputer
             The fitted imputer.
         """
+        # validate_data(reset=True) records X's features on the imputer: a
+        # refused X must leave a fitted imputer's record as it was.
+        recorded = {
+            key: self.__dict__[key]
+            for key in ("n_features_in_", "feature_names_in_")
+            if key in self.__dict__
+        }
+        try:
+            return self._fit(X)
+        except BaseException:
+            self.__dict__.pop("n_features_in_", None)
+            self.__dict__.pop("feature_names_in_", None)
+            self.__dict__.update(recorded)
+            raise
+
+    def _fit(self, X):
+        """Fit, setting the fitted attributes only once everything has fitted."""
         X = self._validate(X, reset=True)
         rng = check_random_state(self.random_state)
         probe = _Probe.hide(X, rng)
@@ -350,7 +367,7 @@ def _choose_width(probe):
 
     The completions (`skae._missing.low_rank_completion`: PCA with missing
     data) are cheap stand-ins for autoencoders, which start as they do. Widths
-    double from 1 until the error has risen twice, then the geometric middles
+    double from 1 until the error rises, then the geometric middles
     around the best are tried. Returns (width, {width: mean squared error}).
     """
     X = probe.X

@@ -291,3 +291,13 @@ def test_imputer_in_a_grid_search():
         pipeline, {"autoencoderimputer__add_indicator": [False, True]}, cv=2
     ).fit(X, y)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_a_refused_fit_leaves_a_fitted_imputer_usable():
+    X = with_holes(low_rank(120, 6))
+    imputer = AutoencoderImputer(autoencoder=tiny()).fit(X)
+    before = imputer.transform(X)
+    with pytest.raises(ValueError, match="no observed entry"):
+        imputer.fit(np.full((10, 4), np.nan))
+    assert imputer.n_features_in_ == 6
+    np.testing.assert_array_equal(imputer.transform(X), before)
