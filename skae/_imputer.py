@@ -1,5 +1,6 @@
 """AutoencoderImputer: fill missing entries with an autoencoder's reconstruction."""
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -176,24 +177,11 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         self : AutoencoderImputer
             The fitted imputer.
         """
-        # validate_data(reset=True) records X's features on the imputer: a
-        # refused X must leave a fitted imputer's record as it was.
-        recorded = {
-            key: self.__dict__[key]
-            for key in ("n_features_in_", "feature_names_in_")
-            if key in self.__dict__
-        }
-        try:
-            return self._fit(X)
-        except BaseException:
-            self.__dict__.pop("n_features_in_", None)
-            self.__dict__.pop("feature_names_in_", None)
-            self.__dict__.update(recorded)
-            raise
-
-    def _fit(self, X):
-        """Fit, setting the fitted attributes only once everything has fitted."""
-        X = self._validate(X, reset=True)
+        # validate_data(reset=True) records X's features on the estimator it
+        # is given: give it a shallow copy, as MLPAutoencoder does, so that a
+        # refused X leaves a fitted imputer as it was.
+        validated = copy.copy(self)
+        X = validated._validate(X, reset=True)
         rng = check_random_state(self.random_state)
         probe = _Probe.hide(X, rng)
         width_errors = {}
@@ -209,6 +197,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         if self.add_indicator:
             indicator = MissingIndicator(error_on_new=False).fit(X)
         # Validate, then commit: nothing is set until everything has fitted.
+        for name in ("n_features_in_", "feature_names_in_"):
+            self.__dict__.pop(name, None)
+            if name in validated.__dict__:
+                setattr(self, name, validated.__dict__[name])
         self.autoencoder_ = autoencoder
         self.n_components_ = autoencoder.n_components_
         self.width_errors_ = width_errors
@@ -327,9 +319,9 @@ class _Probe:
         hidden = ~np.isnan(X[probed]) & (
             rng.rand(len(probed), X.shape[1]) < HIDDEN_FRACTION
         )
-        truth = X[probed][hidden]
         X = X.copy()
         block = X[probed]
+        truth = block[hidden]
         block[hidden] = np.nan
         X[probed] = block
         return cls(X, rows, hidden, truth)
@@ -381,23 +373,19 @@ def _choose_width(probe):
     largest = max(1, min(n_features, len(rows) - 1))
     while largest > 1 and not probe.leaves_enough(largest):
         largest -= 1
-    errors, completions = {}, {}
+    errors = {}
 
     def error(width):
         if width not in errors:
             _, _, completed = low_rank_completion(data, width, precise=False)
-            completions[width] = completed
             errors[width] = probe.error(completed[: len(probe.hidden)].double().numpy())
         return errors[width]
 
-    best, rises = None, 0
+    best = None
     for width in _widths(largest):
-        if error(width) < errors.get(best, np.inf):
-            best, rises = width, 0
-        else:
-            rises += 1
-            if rises == 1:
-                break
+        if error(width) >= errors.get(best, np.inf):
+            break
+        best = width
     tried = sorted(errors)
     at = tried.index(best)
     for neighbour in tried[max(at - 1, 0) : at + 2]:
