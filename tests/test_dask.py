@@ -50,14 +50,21 @@ def tiny(**params):
     return MLPAutoencoder(**{**defaults, **params})
 
 
-def test_incremental_fits_block_by_block_through_partial_fit(client, X):
+def incremental_and_local(X):
+    """Fit dask-ml's Incremental on 400-row blocks of X, and a local loop of
+    partial_fit over the same blocks in order; return both fitted models."""
     X_dask = da.from_array(X, chunks=400)
     incremental = wrappers.Incremental(tiny(), shuffle_blocks=False)
     incremental.fit(X_dask)
-    # One partial_fit per block, in order: the same model as a local loop.
     local = tiny()
-    for start in range(0, 2000, 400):
+    for start in range(0, X.shape[0], 400):
         local.partial_fit(X[start : start + 400])
+    return X_dask, incremental, local
+
+
+def test_incremental_fits_block_by_block_through_partial_fit(client, X):
+    # One partial_fit per block, in order: the same model as a local loop.
+    X_dask, incremental, local = incremental_and_local(X)
     fitted = incremental.estimator_
     assert fitted.n_iter_ == 5
     assert_array_equal(fitted.transform(X), local.transform(X))
@@ -129,12 +136,7 @@ def test_partial_fit_loop_over_a_memmap(tmp_path, X):
 def test_missing_entries_through_incremental_and_parallel_post_fit(client, X):
     holed = X.copy()
     holed[np.random.RandomState(1).rand(*X.shape) < 0.2] = np.nan
-    X_dask = da.from_array(holed, chunks=400)
-    incremental = wrappers.Incremental(tiny(), shuffle_blocks=False)
-    incremental.fit(X_dask)
-    local = tiny()
-    for start in range(0, 2000, 400):
-        local.partial_fit(holed[start : start + 400])
+    X_dask, incremental, local = incremental_and_local(holed)
     assert_array_equal(incremental.estimator_.transform(holed), local.transform(holed))
     Z = wrappers.ParallelPostFit(local).transform(X_dask).compute()
     assert np.isfinite(Z).all()
