@@ -99,7 +99,7 @@ def main(argv=None):
                 # Whether the fit returned PCA: its codes span PCA's subspace.
                 returned_pca = bool(
                     np.allclose(
-                        ae.predict(X_test),
+                        ae.reconstruct(X_test),
                         pca.inverse_transform(pca.transform(X_test)),
                         atol=1e-4,
                     )

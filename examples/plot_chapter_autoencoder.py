@@ -43,7 +43,7 @@ snapshots = {}
 def every_two_epochs(estimator, record):
     if record.epoch % 2 == 0 or record.epoch + 1 == estimator.max_iter:
         print(f"epoch {record.epoch}, mean loss {record.train_loss:.4f}")
-        snapshots[record.epoch] = estimator.predict(X_test[:15])
+        snapshots[record.epoch] = estimator.reconstruct(X_test[:15])
 
 
 chapter = MLPAutoencoder(
@@ -73,5 +73,5 @@ for ax, (epoch, images) in zip(axes, snapshots.items(), strict=True):
 # %%
 # The loss curve, and the final reconstructions of the test images:
 plot_loss_curve(chapter)
-plot_images(chapter.predict(X_test), 3, 5, title="reconstructed")
+plot_images(chapter.reconstruct(X_test), 3, 5, title="reconstructed")
 print(f"test MSE: {-chapter.score(X_test):.4f}")

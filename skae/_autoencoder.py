@@ -675,7 +675,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             Where to write the model, atomically; None writes nothing.
         part : {"encoder", "decoder", "autoencoder"}, default="encoder"
             What the graph computes: ``transform``, ``inverse_transform`` or
-            ``predict``.
+            ``reconstruct``.
         X_sample : array-like of shape (n_samples, n_inputs), default=None
             Rows of the dtype the model will take (float32 or float64); None
             means float32.
@@ -794,8 +794,11 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             apply_in_batches(self.decoder_, X, device=self._device), X
         )
 
-    def predict(self, X):
+    def reconstruct(self, X):
         """Reconstruct X: ``inverse_transform(transform(X))`` in one pass.
+
+        Named for what it does: a transformer has no ``predict``, which
+        scikit-learn reserves for one prediction per sample.
 
         Parameters
         ----------
@@ -822,7 +825,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            ``-mean((X - predict(X)) ** 2, axis=1)``: higher is better, and
+            ``-mean((X - reconstruct(X)) ** 2, axis=1)``: higher is better, and
             anomalous samples score low.
         """
         check_is_fitted(self)
@@ -853,7 +856,7 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Returns
         -------
         score : float
-            ``-mean((X - predict(X)) ** 2)``, the mean of `score_samples`: higher
+            ``-mean((X - reconstruct(X)) ** 2)``, the mean of `score_samples`: higher
             is better, as scikit-learn's model selection expects.
         """
         scores = self.score_samples(X)

@@ -347,7 +347,7 @@ def _display_callbacks(args, X_test, staging, n, plot_images, plt):
         )
         if record.epoch % step == 0 or last:
             ax = plot_images(
-                estimator.predict(X_test[:15]),
+                estimator.reconstruct(X_test[:15]),
                 3,
                 5,
                 title=f"AE-{n}, epoch {record.epoch + 1}",

@@ -139,7 +139,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "autoencoder": [HasMethods(["fit", "predict"]), None],
+        "autoencoder": [HasMethods(["fit", "reconstruct"]), None],
         "missing_values": [Real, None],
         "add_indicator": ["boolean"],
         "random_state": ["random_state"],

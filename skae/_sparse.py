@@ -13,7 +13,7 @@ import torch
 from skae._torch_utils import data_device, release_memory
 
 # Dense entries per batch when sparse or very wide rows are densified for
-# inference: 2**22 float32 entries (16 MB), at most INFERENCE_BATCH_SIZE rows.
+# scoring: 2**22 float32 entries (16 MB), at most INFERENCE_BATCH_SIZE rows.
 DENSE_BATCH_ENTRIES = 2**22
 # Randomized SVD of the PCA start: extra columns and power iterations (Halko,
 # Martinsson and Tropp, 2011); scikit-learn's randomized_svd uses the same.

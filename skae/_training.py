@@ -25,6 +25,13 @@ SCHEDULES = ("constant", "cosine", "one_cycle")
 NOISE_KINDS = ("gaussian", "mask", "missing")
 PRECISIONS = ("float32", "bfloat16")
 INFERENCE_BATCH_SIZE = 4096
+# Inference runs the model on chunks of exactly this many rows (see
+# `apply_in_batches`): a fixed shape makes a row's result independent of the
+# rows around it. 384 = 2**7 * 3 divides into whole blocks of the row counts
+# MKL's sgemm kernels take at a time (6 on AVX2; 16, 32 and 64 on AVX-512), also
+# when its threads split the rows: 256 left 2 of every 6 rows to another kernel
+# on AVX2 (docs/user_guide/performance.rst has the measurements).
+INFERENCE_CHUNK_ROWS = 384
 # Learning rate of the PCA paths of a PCA start, as a fraction of the others'.
 # They start optimal, so their gradients are tiny, but Adam normalises every
 # step to about the learning rate: at full rate the first epochs move them as
@@ -480,11 +487,16 @@ def load_state(modules, states):
 
 
 def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
-    """Run `module` over the rows of the array `X`, a batch at a time.
+    """Run `module` over the rows of the array `X`, a fixed-shape chunk at a time.
 
-    Only one batch of `X` is converted to a float32 tensor at a time, so `X` can be
-    a memory map far larger than memory, or a scipy.sparse matrix; a batch that
-    already is writeable float32 in C order is used in place, without a copy.
+    Every row goes through the module in a chunk of exactly
+    ``INFERENCE_CHUNK_ROWS`` rows, copied into one 64-byte-aligned float32
+    buffer (the last chunk padded with zeros), so each row's result has the
+    same bits whichever rows come with it, in any order and in any number:
+    the matrix products always run with the same shape and alignment, and so
+    through the same kernel (MKL picks another sgemm kernel for another number
+    of rows on Intel CPUs). Only one chunk of `X` is converted at a time, so
+    `X` can be a memory map far larger than memory, or a scipy.sparse matrix.
     Each result is copied once, straight into one preallocated array of dtype
     `out_dtype` (default: `X`'s dtype).
 
@@ -492,30 +504,43 @@ def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
     -------
     out : ndarray of shape (n_samples, n_outputs)
     """
+    n_samples, n_features = X.shape
+    chunk = INFERENCE_CHUNK_ROWS
+    # Rows are converted on the host, in NumPy, whatever the model's device.
+    staging = torch.empty((chunk, n_features), dtype=torch.float32)
+    inputs = staging if torch.device(device).type == "cpu" else None
     out = None
-    n_samples = X.shape[0]
-    step = batch_rows(X.shape[1], INFERENCE_BATCH_SIZE)
     module.eval()
     with torch.inference_mode():
-        for start in range(0, n_samples, step):
-            stop = min(start + step, n_samples)
-            result = module(_batch_tensor(X[start:stop], device))
+        for start in range(0, n_samples, chunk):
+            stop = min(start + chunk, n_samples)
+            _fill_chunk(staging, X[start:stop])
+            if inputs is not staging:
+                inputs = staging.to(device)
+            result = module(inputs)
             if out is None:
                 out = np.empty((n_samples, result.shape[1]), dtype=out_dtype or X.dtype)
             # One copy that also converts the dtype and leaves the device.
-            torch.from_numpy(out[start:stop]).copy_(result)
+            torch.from_numpy(out[start:stop]).copy_(result[: stop - start])
+    if out is None:
+        width = _output_width(module, staging, device)
+        out = np.empty((0, width), dtype=out_dtype or X.dtype)
     return out
 
 
-def _batch_tensor(batch, device):
-    """Return the rows `batch` as a float32 tensor on `device`, shared if possible."""
-    if hasattr(batch, "toarray"):
-        # Sparse rows are densified here, one batch at a time.
-        batch = batch.toarray()
-    batch = np.asarray(batch)
-    if not (
-        batch.dtype == np.float32 and batch.flags.c_contiguous and batch.flags.writeable
-    ):
-        # Read-only memory maps, float64 and strided arrays: one converted copy.
-        batch = np.array(batch, dtype=np.float32, order="C", copy=True)
-    return torch.from_numpy(batch).to(device)
+def _fill_chunk(staging, rows):
+    """Copy `rows` (dense or sparse, any float dtype) into `staging`; zero the rest."""
+    if hasattr(rows, "toarray"):
+        # Sparse rows are densified here, one chunk at a time.
+        rows = rows.toarray()
+    n_rows = rows.shape[0]
+    buffer = staging.numpy()
+    np.copyto(buffer[:n_rows], rows, casting="same_kind")
+    if n_rows < len(buffer):
+        buffer[n_rows:] = 0.0
+
+
+def _output_width(module, staging, device):
+    """Return the width of `module`'s output (for an X without rows)."""
+    with torch.inference_mode():
+        return module(staging[:1].zero_().to(device)).shape[1]

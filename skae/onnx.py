@@ -49,7 +49,7 @@ except ImportError as error:
 _PARTS = {
     "encoder": "transform",
     "decoder": "inverse_transform",
-    "autoencoder": "predict",
+    "autoencoder": "reconstruct",
 }
 _ALIAS = "SkaeMLPAutoencoder"
 _TENSOR_TYPES = {
@@ -79,7 +79,7 @@ def to_onnx(estimator, X_sample=None, *, part="encoder", path=None, target_opset
     part : {"encoder", "decoder", "autoencoder"}, default="encoder"
         What the graph computes: "encoder" is ``transform`` (data to codes),
         "decoder" is ``inverse_transform`` (codes to data) and "autoencoder" is
-        ``predict`` (data to its reconstruction).
+        ``reconstruct`` (data to its reconstruction).
 
     path : str or os.PathLike, default=None
         Where to write the model; an existing file is replaced atomically (a

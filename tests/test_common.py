@@ -14,12 +14,6 @@ from sklearn.utils.estimator_checks import (
 
 from skae import AutoencoderImputer, MLPAutoencoder
 
-# The sparse checks fit and predict, and expect a prediction per sample.
-PREDICT_RECONSTRUCTS = (
-    "predict reconstructs X, one row of n_features per sample, where the check "
-    "expects one value per sample; fit and transform of sparse input are tested "
-    "in tests/test_sparse.py."
-)
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data": (
         "with the default PCA start, weights and repeated rows agree only to "
@@ -33,8 +27,6 @@ EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_sparse_data": (
         "as on dense data: the same rounding near PCA's optimum."
     ),
-    "check_estimator_sparse_array": PREDICT_RECONSTRUCTS,
-    "check_estimator_sparse_matrix": PREDICT_RECONSTRUCTS,
 }
 
 
@@ -50,11 +42,7 @@ STREAMING_REFUSED = (
     "streaming."
 )
 EXPECTED_FAILED_FRACTION_CHECKS = {
-    **{
-        check: reason
-        for check, reason in EXPECTED_FAILED_CHECKS.items()
-        if reason != PREDICT_RECONSTRUCTS
-    },
+    **{check: reason for check, reason in EXPECTED_FAILED_CHECKS.items()},
     "check_estimators_nan_inf": (
         "only the width search refuses NaN: once fitted, a model of any width "
         "encodes rows with missing entries."

@@ -90,7 +90,7 @@ def test_training_on_missing_entries_beats_the_column_means():
     holed = with_holes(X, 0.2)
     ae = MLPAutoencoder(n_components=2, random_state=0).fit(holed)
     hidden = np.isnan(holed)
-    error = np.mean((ae.predict(holed) - X)[hidden] ** 2)
+    error = np.mean((ae.reconstruct(holed) - X)[hidden] ** 2)
     means = np.mean((np.nanmean(holed, axis=0) - X)[hidden] ** 2)
     assert error < 0.5 * means
 
@@ -101,8 +101,8 @@ def test_sample_weights_are_honoured_with_missing_entries():
     weighted = tiny(early_stopping=False).fit(X, sample_weight=weights)
     dropped = tiny(early_stopping=False).fit(X[60:])
     unweighted = tiny(early_stopping=False).fit(X)
-    near = np.abs(weighted.predict(X) - dropped.predict(X)).max()
-    far = np.abs(unweighted.predict(X) - dropped.predict(X)).max()
+    near = np.abs(weighted.reconstruct(X) - dropped.reconstruct(X)).max()
+    far = np.abs(unweighted.reconstruct(X) - dropped.reconstruct(X)).max()
     assert near < far
 
 
@@ -120,7 +120,7 @@ def test_a_column_never_observed_is_reconstructed_as_zero():
     X = low_rank()
     X[:, 4] = np.nan
     ae = tiny().fit(X)
-    np.testing.assert_allclose(ae.predict(X)[:, 4], 0.0, atol=1e-6)
+    np.testing.assert_allclose(ae.reconstruct(X)[:, 4], 0.0, atol=1e-6)
     imputed = AutoencoderImputer(autoencoder=tiny()).fit_transform(X)
     np.testing.assert_allclose(imputed[:, 4], 0.0, atol=1e-6)
 

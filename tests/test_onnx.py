@@ -50,7 +50,7 @@ def assert_parts_match(ae, X, batch_sizes=(1000, 7)):
     for part, method, inputs in [
         ("encoder", ae.transform, X),
         ("decoder", ae.inverse_transform, codes),
-        ("autoencoder", ae.predict, X),
+        ("autoencoder", ae.reconstruct, X),
     ]:
         model = skae_onnx.to_onnx(ae, inputs[:1], part=part)
         for n_samples in batch_sizes:
@@ -170,7 +170,7 @@ def test_to_onnx_names_inputs_outputs_and_part():
     assert [node.name for node in model.graph.output] == ["X_reconstructed"]
     properties = {prop.key: prop.value for prop in model.metadata_props}
     assert properties["part"] == "autoencoder"
-    assert properties["method"] == "predict"
+    assert properties["method"] == "reconstruct"
 
 
 def test_to_onnx_writes_the_file_atomically(tmp_path):

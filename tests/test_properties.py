@@ -128,7 +128,7 @@ def test_fit(params, X):
     ae = pickle.loads(MODELS[params])
     if call(ae, "fit", X) is not None:
         check_output(ae.transform(X), n_rows(X), ae.n_components)
-        check_output(ae.predict(X), n_rows(X), ae.n_features_in_)
+        check_output(ae.reconstruct(X), n_rows(X), ae.n_features_in_)
 
 
 @pytest.mark.parametrize("params", PARAMS)
@@ -140,7 +140,7 @@ def test_partial_fit(params, X, first):
         check_output(ae.transform(X), n_rows(X), ae.n_components)
 
 
-@pytest.mark.parametrize("method", ["transform", "predict", "score_samples"])
+@pytest.mark.parametrize("method", ["transform", "reconstruct", "score_samples"])
 @SETTINGS
 @given(X=st.one_of(arrays(), arrays(n_features=N_FEATURES)))
 def test_inference(method, X):
@@ -154,7 +154,7 @@ def test_inference(method, X):
         empty = np.isnan(dense).all(axis=1)
         assert np.isnan(output[empty]).all()
         output = np.where(empty, 0.0, output)[:, None]
-    width = {"transform": 2, "predict": N_FEATURES, "score_samples": 1}[method]
+    width = {"transform": 2, "reconstruct": N_FEATURES, "score_samples": 1}[method]
     check_output(output, n_rows(X), width)
 
 

@@ -51,7 +51,7 @@ def test_explained_variance_is_variance_weighted_r2():
     ae = small(2).fit(X)
     assert_allclose(
         explained_variance(ae, X),
-        r2_score(X, ae.predict(X), multioutput="variance_weighted"),
+        r2_score(X, ae.reconstruct(X), multioutput="variance_weighted"),
         atol=1e-6,
     )
 
@@ -229,7 +229,8 @@ def test_fraction_so_close_to_one_that_pca_needs_every_feature():
     fraction = 1 - 1e-9
     assert PCA(n_components=fraction).fit(X).n_components_ == 5
     ae = small(fraction).fit(X)
-    assert 1 <= ae.n_components_ <= 5
+    # Four of five equal-variance directions explain about 0.8: only all five do.
+    assert ae.n_components_ == 5
 
 
 @pytest.mark.parametrize(

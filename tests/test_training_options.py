@@ -51,7 +51,7 @@ def test_early_stopping_falls_back_to_the_pca_start(X_small):
     ae = tiny(early_stopping=True, learning_rate_init=0.05, n_iter_no_change=2)
     ae.fit(X_small)
     assert max(ae.validation_scores_) < ae.best_validation_score_
-    assert_allclose(ae.predict(X_small), start.predict(X_small), atol=1e-5)
+    assert_allclose(ae.reconstruct(X_small), start.reconstruct(X_small), atol=1e-5)
 
 
 def test_early_stopping_auto_holds_out_data(X_small):
@@ -469,6 +469,8 @@ def test_the_pca_paths_train_at_a_tenth_of_the_rate(schedule):
         random_state=0,
         callbacks=[record],
     ).fit(X)
+    # One record per epoch, each with the two groups: the others and the PCA paths.
+    assert len(rates) == 3
     assert all(len(pair) == 2 for pair in rates)
     for full, slow in rates:
         assert slow == pytest.approx(full * _training.PCA_PATH_LR_SCALE)
