@@ -16,7 +16,7 @@ OLDEST_PYTEST_ARGS ?= \
 	--deselect tests/test_autoencoder.py::test_chapter_model_matches_the_chapter_loop \
 	--deselect 'tests/test_examples.py::test_example_runs[quickstart.py]'
 
-.PHONY: install demo test test-oldest lint format clean bench bench-data docs
+.PHONY: install demo test test-kernels test-oldest lint format clean bench bench-data docs
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,14 @@ test: install
 	$(BIN)/ruff format --check skae tests examples bench scripts docs
 	$(BIN)/python -m pytest
 	$(BIN)/python scripts/tested_with.py record newest
+
+# The suite again on a second family of kernels: torch's generic ones and MKL
+# held to AVX2, which split and sum matrix products in another order than the
+# AVX-512 and AMX kernels. A test that passes on one CPU only fails here first.
+# The machine's OpenBLAS variables are left as they are.
+KERNEL_ENV = ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX2
+test-kernels: install
+	$(KERNEL_ENV) $(BIN)/python -m pytest
 
 # The suite again with every lower bound of pyproject.toml (wheels only, so no
 # source build hides a missing wheel); fails if README's table says otherwise.

@@ -497,6 +497,28 @@ def _bf16_paths_table():
     )
 
 
+def _batch_invariance_table():
+    results = json.loads((RESULTS / "batch_invariance.json").read_text())
+    rows = [
+        [
+            row["way"],
+            row["rows"],
+            f"{row['seconds'] * 1e3:,.2f}",
+            f"{row['vs_plain_batches']:.2f}",
+            f"{row['bit_equal_of_20']} of 20",
+        ]
+        for row in results["rows"]
+    ]
+    return (
+        _measured_by(results["machine"], "bench/batch_invariance.py")
+        + f"; chunks of {results['chunk_rows']} rows against plain batches of "
+        f"{results['plain_batch_rows']:,}, interleaved, best of "
+        f"{results['rounds']}. The last column counts the rows whose code alone "
+        "has the same bits as inside 1,000 rows.\n\n"
+        + _table(["inference", "rows", "ms", "x plain batches", "same bits"], rows)
+    )
+
+
 GENERATED.mkdir(exist_ok=True)
 for _name, _make in [
     ("never_worse", _never_worse_table),
@@ -511,5 +533,6 @@ for _name, _make in [
     ("budget_table", _budget_table),
     ("start_table", _start_table),
     ("bf16_paths_table", _bf16_paths_table),
+    ("batch_invariance_table", _batch_invariance_table),
 ]:
     (GENERATED / f"{_name}.rst").write_text(_make())
