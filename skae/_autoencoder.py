@@ -78,7 +78,10 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         searches the widths up to PCA's width for the same fraction, fitting
         a model at each width it tries (see ``n_components_search_``), and
         keeps the model of the width it chooses (``n_components_``). The
-        search assumes that wider codes explain more. `partial_fit` and
+        search assumes that wider codes explain more. When no width up to
+        PCA's reaches the fraction, it keeps the widest tried and warns with
+        the fraction reached; when it would measure on a single row, it
+        refuses. `partial_fit` and
         `resume` need an int.
 
     hidden_layer_sizes : "auto" or array-like of shape (n_layers,), default="auto"

@@ -214,6 +214,7 @@ def _compare(args):
     from sklearn.exceptions import ConvergenceWarning
 
     from skae import MLPAutoencoder
+    from skae._sizing import check_measurable
     from skae.metrics import compare
     from skae.plotting import (
         plot_error_vs_components,
@@ -255,6 +256,11 @@ def _compare(args):
     params.update(random_state=args.random_state, device=args.device)
     try:
         skae._torch_utils.resolve_device(args.device)
+        for fraction in fractions:
+            # Before any training: too few rows to measure a width on.
+            check_measurable(
+                MLPAutoencoder(**{**params, "n_components": fraction}), len(X_train)
+            )
     except ValueError as error:
         raise UsageError(str(error)) from None
     out = args.out.resolve()
@@ -656,12 +662,17 @@ def _size_by_variance(args, params, fractions, X_train, X_test, staging, plt):
         with warnings.catch_warnings():
             # The epochs are fixed by the preset: not converging is expected.
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # A fraction missed is the table's "reached" column.
+            warnings.filterwarnings("ignore", message=".* was not reached")
             model.fit(X_train)
         seconds = time.perf_counter() - start
         searches[fraction] = model.n_components_search_
         rows.append(
             {
                 "fraction": fraction,
+                # Whether the chosen width explains the fraction on the rows it
+                # was measured on; fit warns when it does not.
+                "reached": bool(model.explained_variance_score_ >= fraction),
                 "pca_n_components": pca_width,
                 "autoencoder_n_components": int(model.n_components_),
                 "width_vs_pca": model.n_components_ / pca_width,
@@ -687,7 +698,7 @@ def _format_sizing(rows):
     header = (
         f"{'fraction':>8} {'PCA n':>6} {'AE n':>5} {'AE/PCA':>6} "
         f"{'PCA test':>8} {'AE test':>8} {'AE held-out':>11} {'fits':>4} "
-        f"{'search s':>8}"
+        f"{'search s':>8} {'reached':>7}"
     )
     lines = [header]
     for row in rows:
@@ -697,6 +708,7 @@ def _format_sizing(rows):
             f"{row['pca_test_explained_variance']:>8.4f} "
             f"{row['autoencoder_test_explained_variance']:>8.4f} "
             f"{row['autoencoder_explained_variance']:>11.4f} "
-            f"{row['search_fits']:>4} {row['search_seconds']:>8.1f}"
+            f"{row['search_fits']:>4} {row['search_seconds']:>8.1f} "
+            f"{'yes' if row['reached'] else 'MISSED':>7}"
         )
     return "\n".join(lines)

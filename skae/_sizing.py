@@ -12,6 +12,7 @@ clone's fitted state becomes the estimator's, which is then exactly
 
 import math
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,7 +22,7 @@ from sklearn.base import clone
 
 from skae._budget import check_max_time
 from skae._sparse import batch_rows
-from skae._validation import early_stopping_on
+from skae._validation import check_validation_size, early_stopping_on
 from skae.metrics import _fraction_explained, _row_sums
 
 # Rows reconstructed at a time when measuring the explained variance of a fit.
@@ -29,6 +30,9 @@ MEASURED_ROWS = 8192
 # The least time budget a width of a budgeted search gets (seconds): it then
 # trains one epoch and warns.
 MIN_SHARE = 1e-3
+# The fewest rows a width's explained variance can be measured on: one row is
+# its own mean, so every width would explain 0 (or all) of its variance.
+MIN_MEASURED_ROWS = 2
 
 
 def is_fraction(n_components):
@@ -45,6 +49,23 @@ def check_known_width(estimator, method):
             "variance, which only fit can search widths for: the width must be "
             "known before streaming. Set n_components to an int (e.g. the "
             "n_components_ of a fit on a first chunk)."
+        )
+
+
+def check_measurable(estimator, n_samples):
+    """Refuse a search whose widths would be measured on too few rows to decide."""
+    measured, where = n_samples, "the training rows"
+    if early_stopping_on(estimator, n_samples):
+        measured = check_validation_size(estimator, n_samples)
+        where = f"the rows early stopping holds out (of {n_samples})"
+    if measured < MIN_MEASURED_ROWS:
+        least = math.floor((MIN_MEASURED_ROWS - 1) / estimator.validation_fraction)
+        raise ValueError(
+            f"n_components={estimator.n_components!r} chooses the width by the "
+            f"variance explained on {where}: {measured} row, too few to decide "
+            "between widths (every width explains as much of one row). Fit on "
+            f"at least {least + 1} rows, set early_stopping=False, or set "
+            "n_components to an int."
         )
 
 
@@ -140,6 +161,7 @@ def fit_by_variance(estimator, X, sample_weight, started):
             f"variance, but X has none (n_samples={X.shape[0]}, every column "
             "constant): set n_components to an int."
         )
+    check_measurable(estimator, X.shape[0])
     seed = _shared_seed(estimator.random_state)
     n_features = X.shape[1]
     search = _WidthSearch(estimator, X, sample_weight, seed, started)
@@ -182,6 +204,22 @@ def fit_by_variance(estimator, X, sample_weight, started):
         # followed by a plain bisection step.
         halve_next = (hi - lo) * 2 > before
     chosen = search.tried.get(hi) or search.fit(hi, 1)
+    if not chosen.passed(fraction):
+        where = (
+            "held-out"
+            if held_out_rows(chosen.estimator, X.shape[0]) is not None
+            else "training"
+        )
+        warnings.warn(
+            f"n_components={estimator.n_components!r} was not reached: no width "
+            f"up to {hi} (PCA's width for it) explained that fraction of the "
+            f"variance of the {where} rows. The widest tried, n_components_="
+            f"{hi}, explains {chosen.explained_variance:.4f} "
+            "(explained_variance_score_). Train longer (max_iter), start from "
+            "PCA (init='pca'), or set n_components to an int.",
+            UserWarning,
+            stacklevel=4,
+        )
     fitted = chosen.estimator
     # The search's seconds, every width tried, are what this fit took.
     fitted._state.history.fit_time = time.perf_counter() - started
@@ -237,10 +275,24 @@ class _WidthSearch:
             # A search over time still fits each width (one epoch at least).
             share = max(self.deadline - start, 0.0) / fits_left
             fitted.set_params(max_time=max(share, MIN_SHARE))
-        fitted.fit(self.X, sample_weight=self.sample_weight)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fitted.fit(self.X, sample_weight=self.sample_weight)
         if fitted._state.unfinished:
-            # Ctrl-C: the clone kept its finished epochs, the search stops here.
+            # Ctrl-C: the search stops here, and the clone's advice to resume it
+            # would be wrong: the estimator is left as it was.
+            warnings.warn(
+                f"Width search interrupted by user while fitting n_components="
+                f"{n_components}: this MLPAutoencoder is left as it was before "
+                "fit, and there is nothing to resume. Call fit again to search.",
+                UserWarning,
+                stacklevel=5,
+            )
             raise KeyboardInterrupt
+        for warning in caught:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
         seconds = time.perf_counter() - start
         explained = fitted.explained_variance_score_
         self.record.append(
