@@ -3,8 +3,7 @@
 from skae._autoencoder import MLPAutoencoder
 from skae._imputer import AutoencoderImputer
 from skae._persistence import ModelFileError, load_model
-
-__version__ = "0.1.0"
+from skae._version import __version__
 
 
 def load(path):

@@ -499,7 +499,11 @@ def _resolved_params(model):
         if isinstance(value, tuple):
             value = list(value)
         params[key] = value
+    if hasattr(model, "_fit_svd_solver"):
+        # PCA's resolved solver; its other "auto" values are scikit-learn's.
+        params["svd_solver"] = model._fit_svd_solver
     if hasattr(model, "hidden_layer_sizes_"):
+        params["device"] = str(next(model.encoder_.parameters()).device)
         params["hidden_layer_sizes"] = list(model.hidden_layer_sizes_)
         params["init"] = model._state.architecture["init"]
         params["early_stopping"] = model.validation_scores_ is not None

@@ -1,6 +1,7 @@
 """AutoencoderImputer: fill missing entries with an autoencoder's reconstruction."""
 
 import copy
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
@@ -144,6 +145,23 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         "add_indicator": ["boolean"],
         "random_state": ["random_state"],
     }
+
+    def __new__(cls, *args, **kwargs):
+        # A parameter of the autoencoder given to the imputer: say where it goes,
+        # where Python's own TypeError would only name it.
+        misplaced = sorted(
+            set(kwargs)
+            & set(MLPAutoencoder._get_param_names()) - set(cls._get_param_names())
+        )
+        if misplaced:
+            name = misplaced[0]
+            raise TypeError(
+                f"AutoencoderImputer got an unexpected keyword argument {name!r}: "
+                "it is a parameter of the autoencoder it trains. Pass your own, "
+                "e.g. AutoencoderImputer(autoencoder=MLPAutoencoder(n_components, "
+                f"{name}={kwargs[name]!r}, noise={{'missing': 0.2}}))."
+            )
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -294,6 +312,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             copy=not _is_nan(self.missing_values),
         )
         if not _is_nan(self.missing_values):
+            # As scikit-learn's imputers: only the placeholder marks a hole.
+            if np.isnan(X).any():
+                raise ValueError(
+                    f"X contains NaN, but missing_values={self.missing_values!r} "
+                    "marks the missing entries: set missing_values=np.nan to "
+                    "impute NaN, or replace the NaN first."
+                )
             X[X == self.missing_values] = np.nan
         return X
 
@@ -410,6 +435,17 @@ def _best_rounds(autoencoder, probe):
         for n_rounds in range(MAX_ROUNDS + 1)
     ]
     return int(np.argmin(errors)), errors
+
+
+# __new__ takes any keyword to name a misplaced one; the class's signature, which
+# scikit-learn's checks and help() read, stays __init__'s.
+AutoencoderImputer.__signature__ = inspect.signature(
+    AutoencoderImputer.__init__
+).replace(
+    parameters=list(inspect.signature(AutoencoderImputer.__init__).parameters.values())[
+        1:
+    ]
+)
 
 
 def _is_nan(value):

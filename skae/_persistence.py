@@ -29,6 +29,8 @@ import safetensors.torch
 import sklearn
 import torch
 
+from skae._version import __version__
+
 FORMAT = "skae"
 FORMAT_VERSION = 2
 _DIGEST_KEY = "skae_digest"  # in the header's __metadata__, beside "skae"
@@ -64,8 +66,6 @@ class ModelFileError(ValueError):
 
 def save_model(estimator, path, *, warn_dropped=True):
     """Write `estimator` to `path` atomically; see `MLPAutoencoder.save`."""
-    from skae import __version__
-
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"Cannot save the model to {path}: it is a directory.")
@@ -226,7 +226,52 @@ def _read_metadata(data, path):
             UserWarning,
             stacklevel=4,
         )
+    _check_writer(metadata, version, path)
     return metadata, header, body_start
+
+
+def _check_writer(metadata, format_version, path):
+    """Refuse a file that names no skae version; warn for one from a newer skae.
+
+    The format version decides what can be read. Every skae that reads a
+    format reads it whole, so a file from an older skae loads as it was saved;
+    a newer skae may have written parameters or behaviours this one lacks.
+    """
+    versions = metadata.get("versions")
+    written_by = versions.get("skae") if isinstance(versions, dict) else None
+    if not isinstance(written_by, str):
+        if format_version == 1:
+            return
+        raise ModelFileError(
+            f"{path} is damaged: a skae model file names the skae version that "
+            f"wrote it, and this one has {written_by!r}."
+        )
+    if _release(written_by) > _release(__version__):
+        warnings.warn(
+            f"{path} was written by skae {written_by}, newer than this skae "
+            f"{__version__}. It loads, as its format (version {format_version}) "
+            "is one this skae reads, but what skae added since is not known "
+            "here: upgrade skae to use the model as it was saved.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _release(version):
+    """Return the numeric release of a version string, e.g. (0, 1, 0) of '0.1.0rc1'."""
+    numbers = []
+    for part in version.split("."):
+        digits = ""
+        for character in part:
+            if not character.isdigit():
+                break
+            digits += character
+        if not digits:
+            break
+        numbers.append(int(digits))
+        if len(digits) < len(part):
+            break
+    return tuple(numbers)
 
 
 def _read_tensors(data, header, body_start, path):

@@ -257,14 +257,28 @@ def check_missing(estimator, X, first_fit):
         needed = rank_parameters(X.shape, k)
         observed = X.size - n_missing
         if observed < needed:
+            fitting = [
+                width
+                for width in range(1, k)
+                if rank_parameters(X.shape, width) <= observed
+            ]
+            if fitting:
+                fix = f"Lower n_components to {fitting[-1]} or less, or give more rows."
+            elif n_features == 1:
+                fix = (
+                    "X has a single column, so a missing entry has no other "
+                    "entries in its row to be predicted from: impute it with "
+                    "sklearn.impute.SimpleImputer, or give more columns."
+                )
+            else:
+                fix = "Give more rows: no width is determined by these entries."
             raise ValueError(
                 f"X has {observed} observed entries and {n_missing} missing "
                 f"(NaN, {n_missing / X.size:.0%}), fewer than the {needed} "
                 f"numbers that a model with n_components={k} of {n_samples} "
                 f"rows and {n_features} features has (n_components * "
                 "(n_samples + n_features - n_components)): the missing "
-                "entries are not determined by the observed ones. Lower "
-                "n_components, or give more rows."
+                f"entries are not determined by the observed ones. {fix}"
             )
     return True
 

@@ -3,6 +3,7 @@
 import time
 
 import numpy as np
+from sklearn.utils import get_tags
 from sklearn.utils.validation import _check_sample_weight, check_array
 
 __all__ = ["compare", "explained_variance", "reconstruction_error"]
@@ -42,8 +43,9 @@ def reconstruction_error(estimator, X):
     """
     # The estimator gets X as given (a DataFrame keeps its column names); the
     # error is computed on the validated array.
+    X_array = _complete_array(X, "X")
     X_reconstructed = estimator.inverse_transform(estimator.transform(X))
-    X = check_array(X, dtype=[np.float64, np.float32])
+    X = X_array
     return float(np.mean(np.square(X - X_reconstructed, dtype=np.float64)))
 
 
@@ -97,8 +99,9 @@ def explained_variance(estimator, X, *, mean=None, sample_weight=None):
     ...                 pca.explained_variance_ratio_.sum()))
     True
     """
+    X_array = _complete_array(X, "X")
     X_reconstructed = estimator.inverse_transform(estimator.transform(X))
-    X = check_array(X, dtype=[np.float64, np.float32])
+    X = X_array
     weights = None
     if sample_weight is not None:
         weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -188,7 +191,21 @@ def compare(models, X_train, X_test, *, verbose=False):
                 "to name them."
             )
         models = dict(zip(names, models, strict=True))
-    X_test_array = check_array(X_test, dtype=[np.float64, np.float32])
+    # Everything that can be refused is refused before any model is fitted.
+    X_test_array = _complete_array(X_test, "X_test")
+    if np.isnan(check_array(X_train, ensure_all_finite="allow-nan")).any():
+        refusing = [
+            name
+            for name, model in models.items()
+            if not get_tags(model).input_tags.allow_nan
+        ]
+        if refusing:
+            raise ValueError(
+                f"X_train has missing entries (NaN), which {refusing} cannot fit "
+                "on: impute first (e.g. skae.AutoencoderImputer in a Pipeline), "
+                "or compare only models that accept NaN, such as MLPAutoencoder "
+                "with an int n_components."
+            )
     rows = []
     for name, model in models.items():
         if verbose:
@@ -209,7 +226,10 @@ def compare(models, X_train, X_test, *, verbose=False):
             {
                 "name": name,
                 "model": type(model).__name__,
-                "n_components": getattr(model, "n_components", None),
+                # The width fitted: a fraction of the variance resolved.
+                "n_components": getattr(
+                    model, "n_components_", getattr(model, "n_components", None)
+                ),
                 "test_mse": mse,
                 "squared_error_per_image": mse * X_test_array.shape[1],
                 "fit_seconds": fit_seconds,
@@ -218,6 +238,24 @@ def compare(models, X_train, X_test, *, verbose=False):
             }
         )
     return pd.DataFrame(rows).set_index("name")
+
+
+def _complete_array(X, name):
+    """Return X validated as a float array, refusing missing entries clearly."""
+    X = check_array(
+        X,
+        dtype=[np.float64, np.float32],
+        ensure_all_finite="allow-nan",
+        input_name=name,
+    )
+    if np.isnan(X).any():
+        raise ValueError(
+            f"{name} has missing entries (NaN): a reconstruction error needs "
+            "every entry observed. Score the observed entries with "
+            "MLPAutoencoder.score (it skips missing entries), or impute first "
+            "(e.g. skae.AutoencoderImputer)."
+        )
+    return X
 
 
 def _default_name(model):

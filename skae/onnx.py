@@ -29,10 +29,11 @@ import numpy as np
 import scipy.sparse
 from sklearn.utils.validation import check_is_fitted
 
-from skae import __version__
 from skae._autoencoder import MLPAutoencoder
+from skae._imputer import AutoencoderImputer
 from skae._onnx_graph import add_module, widths
 from skae._persistence import _atomic_write
+from skae._version import __version__
 
 try:
     import onnx
@@ -52,6 +53,8 @@ _PARTS = {
     "autoencoder": "reconstruct",
 }
 _ALIAS = "SkaeMLPAutoencoder"
+# The oldest opset with every operator a graph may use: Erf, for GELU.
+MIN_OPSET = 9
 _TENSOR_TYPES = {
     np.dtype(np.float32): FloatTensorType,
     np.dtype(np.float64): DoubleTensorType,
@@ -136,6 +139,7 @@ def to_onnx(estimator, X_sample=None, *, part="encoder", path=None, target_opset
         )
     check_is_fitted(estimator)
     _check_expressible(estimator)
+    _check_opset(target_opset)
     n_inputs = _part_widths(estimator, part)[0]
     dtype = np.dtype(np.float32)
     if X_sample is not None:
@@ -156,6 +160,16 @@ def to_onnx(estimator, X_sample=None, *, part="encoder", path=None, target_opset
     if path is not None:
         _atomic_write(Path(os.fspath(path)), model.SerializeToString())
     return model
+
+
+def _check_opset(target_opset):
+    """Refuse an opset older than the operators skae's graphs use."""
+    if target_opset is not None and target_opset < MIN_OPSET:
+        raise ValueError(
+            f"target_opset={target_opset} is older than skae's graphs need: they "
+            f"use Erf (for GELU), which ONNX has from opset {MIN_OPSET}. "
+            f"Use target_opset={MIN_OPSET} or later, or None for skl2onnx's latest."
+        )
 
 
 def _check_sample(X_sample, n_inputs, part):
@@ -249,6 +263,7 @@ def _calculate_shape(operator):
 def _convert(scope, operator, container):
     """skl2onnx converter: write the part's operators from the fitted weights."""
     estimator = operator.raw_operator
+    _check_opset(container.target_opset)
     part = _part_option(operator)
     modules = {
         "encoder": [estimator.encoder_],
@@ -307,12 +322,31 @@ class _Skl2OnnxGraph:
         return output
 
 
+def _refuse_imputer(operator):
+    """skl2onnx shape calculator for AutoencoderImputer: refuse it, saying why."""
+    raise NotImplementedError(
+        "AutoencoderImputer has no ONNX converter: its completion rounds (fill, "
+        "reconstruct, put back the observed entries) are not written as a graph. "
+        "To serve a pipeline through ONNX, impute with an imputer skl2onnx "
+        "converts (e.g. sklearn.impute.SimpleImputer) or impute in Python before "
+        "the exported part."
+    )
+
+
 skl2onnx.update_registered_converter(
     MLPAutoencoder,
     _ALIAS,
     _calculate_shape,
     _convert,
     options={"part": list(_PARTS)},
+)
+# Registered only to be refused with skae's own message, rather than
+# skl2onnx's generic "MissingShapeCalculator".
+skl2onnx.update_registered_converter(
+    AutoencoderImputer,
+    "SkaeAutoencoderImputer",
+    _refuse_imputer,
+    lambda scope, operator, container: _refuse_imputer(operator),
 )
 
 __all__ = ["to_onnx"]
