@@ -127,8 +127,11 @@ class StoppingRule:
         self.message = ""
 
     def state_dict(self):
-        """Return the counters and the best weights (not copied)."""
+        """Return the settings, counters and best weights (not copied)."""
         return {
+            "early_stopping": self.early_stopping,
+            "tol": self.tol,
+            "n_iter_no_change": self.n_iter_no_change,
             "best_score": self.best_score,
             "best_loss": self.best_loss,
             "no_improvement": self.no_improvement,
@@ -137,6 +140,13 @@ class StoppingRule:
             "stopped": self.stopped,
             "best_state": self.best_state,
         }
+
+    @classmethod
+    def from_state_dict(cls, state):
+        """Return the rule `state_dict` describes."""
+        rule = cls(state["early_stopping"], state["tol"], state["n_iter_no_change"])
+        rule.load_state_dict(state)
+        return rule
 
     def load_state_dict(self, state):
         """Continue from the counters and best weights of `state_dict`."""
@@ -389,53 +399,69 @@ class TrainingState:
         self.plan = None
         self.stopping = None
 
-    # Whole-state operations
+    # Whole-state operations: `state_dict` is the one list of what a state is.
+
+    def state_dict(self):
+        """Return the whole state, tensors and plain values, without copying.
+
+        PyTorch Lightning's checkpoint protocol: `load_state_dict` puts it
+        back, `snapshot` and `copy` are copies of it, and a model file
+        (`to_tensors`) is it flattened. ``start_basis`` is left out on purpose:
+        it belongs to the fit that built the state.
+        """
+        return {
+            "architecture": self.architecture,
+            "modules": [module.state_dict() for module in self.modules],
+            "solver": self.solver,
+            "optimizer": None
+            if self.optimizer is None
+            else self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "plan": self.plan,
+            "stopping": None if self.stopping is None else self.stopping.state_dict(),
+            "history": self.history,
+            "fill": self.fill,
+        }
+
+    def load_state_dict(self, state):
+        """Become the state `state_dict` returned (its values are used, not copied)."""
+        self.architecture = state["architecture"]
+        load_state(self.modules, state["modules"])
+        if state["optimizer"] is None:
+            self.optimizer = self.solver = None
+        elif self.optimizer is None or self.solver != state["solver"]:
+            self._load_optimizer(state["solver"], state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.plan = state["plan"]
+        stopping = state["stopping"]
+        self.stopping = (
+            None if stopping is None else StoppingRule.from_state_dict(stopping)
+        )
+        self.history = state["history"]
+        fill = state["fill"]
+        self.fill = None if fill is None else fill.to(self.device)
+        return self
 
     def snapshot(self):
-        """Return a copy of everything an epoch changes, for `restore`."""
-        return {
-            "modules": copy_state(self.modules),
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "generator": self.generator.get_state(),
-            "plan": copy.deepcopy(self.plan),
-            "stopping": None
-            if self.stopping is None
-            else _copy_stopping(self.stopping),
-            "history": copy.deepcopy(self.history),
-        }
+        """Return a copy of the whole state, for `restore`."""
+        return copy.deepcopy(self.state_dict())
 
     def restore(self, snapshot):
         """Go back to the state of `snapshot`, entirely."""
-        load_state(self.modules, snapshot["modules"])
-        self.optimizer.load_state_dict(snapshot["optimizer"])
-        self.generator.set_state(snapshot["generator"])
-        self.plan = copy.deepcopy(snapshot["plan"])
-        if snapshot["stopping"] is not None:
-            self.stopping.load_state_dict(_copy_stopping_state(snapshot["stopping"]))
-        self.history = copy.deepcopy(snapshot["history"])
+        self.load_state_dict(copy.deepcopy(snapshot))
 
     def copy(self):
         """Return an independent copy, so that a call can train without risk."""
         other = TrainingState(
-            dict(self.architecture),
+            None,
             copy.deepcopy(self.encoder),
             copy.deepcopy(self.decoder),
-            generator_from_state(self.generator.get_state()),
+            torch.Generator(),
             self.device,
         )
-        if self.optimizer is not None:
-            other._load_optimizer(
-                self.solver, copy.deepcopy(self.optimizer.state_dict())
-            )
-        other.plan = copy.deepcopy(self.plan)
-        if self.stopping is not None:
-            other.stopping = copy.copy(self.stopping)
-            other.stopping.load_state_dict(
-                _copy_stopping_state(self.stopping.state_dict())
-            )
-        other.history = copy.deepcopy(self.history)
-        other.fill = None if self.fill is None else self.fill.clone()
-        return other
+        return other.load_state_dict(copy.deepcopy(self.state_dict()))
 
     def to(self, device):
         """Move the modules, and the optimizer's state with them, to `device`."""
@@ -472,14 +498,17 @@ class TrainingState:
         self.solver = solver
 
     def to_tensors(self):
-        """Return (JSON-able metadata, CPU tensors): the whole state, for a file."""
+        """Return (JSON-able metadata, CPU tensors): `state_dict`, flattened."""
+        whole = self.state_dict()
         tensors = {}
-        for prefix, module in zip(("encoder", "decoder"), self.modules, strict=True):
-            for name, tensor in module.state_dict().items():
+        for prefix, module in zip(
+            ("encoder", "decoder"), whole["modules"], strict=True
+        ):
+            for name, tensor in module.items():
                 tensors[f"{prefix}.{name}"] = tensor.detach().cpu().contiguous()
-        architecture = dict(self.architecture)
+        architecture = dict(whole["architecture"])
         architecture["hidden_layer_sizes"] = list(architecture["hidden_layer_sizes"])
-        history = self.history
+        history = whole["history"]
         metadata = {
             "architecture": architecture,
             "n_iter_": history.n_iter,
@@ -495,22 +524,22 @@ class TrainingState:
             "optimizer": None,
             "unfinished": None,
         }
-        if self.optimizer is not None:
-            state = self.optimizer.state_dict()
+        if whole["optimizer"] is not None:
+            state = whole["optimizer"]
             metadata["optimizer"] = {
-                "solver": self.solver,
+                "solver": whole["solver"],
                 "param_groups": state["param_groups"],
             }
             for index, values in state["state"].items():
                 for key, tensor in values.items():
                     if tensor is not None:
                         tensors[f"optimizer.{index}.{key}"] = tensor.detach().cpu()
-        tensors["rng_state"] = self.generator.get_state()
-        if self.fill is not None:
-            tensors["missing.fill"] = self.fill.detach().cpu().contiguous()
-        if self.plan is not None:
-            plan = self.plan
-            stopping = self.stopping.state_dict()
+        tensors["rng_state"] = whole["generator"]
+        if whole["fill"] is not None:
+            tensors["missing.fill"] = whole["fill"].detach().cpu().contiguous()
+        if whole["plan"] is not None:
+            plan = whole["plan"]
+            stopping = dict(whole["stopping"])
             best_state = stopping.pop("best_state")
             stopping = {
                 "best_score": float(stopping["best_score"]),
@@ -521,7 +550,7 @@ class TrainingState:
                 "stopped": bool(stopping["stopped"]),
             }
             stopping["has_best_state"] = best_state is not None
-            stopping["early_stopping"] = bool(self.stopping.early_stopping)
+            stopping["early_stopping"] = bool(whole["stopping"]["early_stopping"])
             metadata["unfinished"] = {
                 "schedule": plan.schedule,
                 "total_steps": int(plan.total_steps),
@@ -588,8 +617,12 @@ class TrainingState:
             _rng_state(tensors.get("rng_state"), "rng_state")
         )
         state = cls(architecture, encoder, decoder, generator, torch.device("cpu"))
-        state.fill = _fill(tensors.get("missing.fill"), n_features)
-        state.history = _history(metadata)
+        # Every part is parsed and checked into `whole`, which becomes the state.
+        whole = {
+            **state.state_dict(),
+            "fill": _fill(tensors.get("missing.fill"), n_features),
+            "history": _history(metadata),
+        }
         optimizer = metadata.get("optimizer")
         if optimizer is not None:
             solver = optimizer["solver"]
@@ -599,23 +632,21 @@ class TrainingState:
             for group in groups:
                 if "betas" in group:
                     group["betas"] = tuple(group["betas"])
-            state._load_optimizer(
-                solver,
-                {
-                    "state": _optimizer_tensors(
-                        tensors, state._optimizer_order(len(groups)), solver
-                    ),
-                    "param_groups": groups,
-                },
-            )
+            whole["solver"] = solver
+            whole["optimizer"] = {
+                "state": _optimizer_tensors(
+                    tensors, state._optimizer_order(len(groups)), solver
+                ),
+                "param_groups": groups,
+            }
         elif any(name.startswith("optimizer.") for name in tensors):
             raise ValueError("optimizer tensors without optimizer metadata.")
         unfinished = metadata.get("unfinished")
         if unfinished is None:
             if any(name.startswith("unfinished.") for name in tensors):
                 raise ValueError("resume tensors without resume metadata.")
-            return state
-        if state.optimizer is None:
+            return state.load_state_dict(whole)
+        if whole["optimizer"] is None:
             raise ValueError("an unfinished fit without optimizer state.")
         stopping_state = dict(unfinished["stopping"])
         has_best = stopping_state.pop("has_best_state")
@@ -627,6 +658,7 @@ class TrainingState:
                 _matching(module.state_dict(), tensors, f"unfinished.best.{prefix}.")
                 for prefix, module in (("encoder", encoder), ("decoder", decoder))
             ]
+        # Parsed by a rule, so that a missing or odd counter is refused here.
         stopping = StoppingRule(early_stopping, tol, n_iter_no_change)
         stopping.load_state_dict({**stopping_state, "best_state": best_state})
         split_seed = unfinished.get("split_seed")
@@ -637,7 +669,7 @@ class TrainingState:
         split_rng_state = tensors.get("unfinished.split_rng_state")
         if (validation_size and split_seed is None) or split_rng_state is not None:
             split_rng_state = _rng_state(split_rng_state, "unfinished.split_rng_state")
-        state.plan = Plan(
+        plan = Plan(
             schedule=unfinished["schedule"],
             total_steps=int(unfinished["total_steps"]),
             last_epoch=int(unfinished["last_epoch"]),
@@ -651,13 +683,15 @@ class TrainingState:
                 _optional(unfinished.get("max_time"), float, "max_time")
             ),
         )
-        if state.plan.last_epoch < state.history.n_iter:
+        history = whole["history"]
+        if plan.last_epoch < history.n_iter:
             raise ValueError("the plan ends before the epochs already run.")
-        state.stopping = stopping
-        if early_stopping and state.history.validation_scores is None:
-            state.history.validation_scores = []
-            state.history.validation_loss_curve = []
-        return state
+        if early_stopping and history.validation_scores is None:
+            history.validation_scores = []
+            history.validation_loss_curve = []
+        whole["plan"] = plan
+        whole["stopping"] = stopping.state_dict()
+        return state.load_state_dict(whole)
 
     def _parameters(self):
         return [*self.encoder.parameters(), *self.decoder.parameters()]
@@ -677,22 +711,6 @@ class TrainingState:
             if isinstance(module, LinearResidual)
             for p in module.linear.parameters()
         ]
-
-
-def _copy_stopping(stopping):
-    """Return a detached copy of a stopping rule's state dict."""
-    return _copy_stopping_state(stopping.state_dict())
-
-
-def _copy_stopping_state(state):
-    """Copy a stopping state dict, its best weights included."""
-    best = state["best_state"]
-    return {
-        **state,
-        "best_state": None
-        if best is None
-        else [{k: v.clone() for k, v in module.items()} for module in best],
-    }
 
 
 def _history(metadata):
