@@ -16,7 +16,7 @@ OLDEST_PYTEST_ARGS ?= \
 	--deselect tests/test_autoencoder.py::test_chapter_model_matches_the_chapter_loop \
 	--deselect 'tests/test_examples.py::test_example_runs[quickstart.py]'
 
-.PHONY: install demo test test-kernels test-oldest lint format clean bench bench-data docs
+.PHONY: install demo test test-kernels test-oldest lint format clean bench bench-data docs mutation
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,17 @@ $(OLDEST_VENV)/.installed: pyproject.toml $(OLDEST_CONSTRAINTS)
 test-oldest: $(OLDEST_VENV)/.installed
 	$(OLDEST_VENV)/bin/python scripts/tested_with.py record oldest --check
 	$(OLDEST_VENV)/bin/python -m pytest $(OLDEST_PYTEST_ARGS)
+
+# Mutation testing of the keep-or-return-PCA rule, now and then (not in CI):
+# mutmut mutates skae/_selection.py in a copy of the tree and runs its tests;
+# docs/contributing.rst says what survived and why.
+MUTATION_DIR = build/mutation
+mutation: install
+	$(BIN)/python -m pip install --quiet "mutmut==3.8.1"
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	cp -r skae tests pyproject.toml conftest.py $(MUTATION_DIR)/
+	printf '[mutmut]\nsource_paths = skae/_selection.py\npytest_add_cli_args_test_selection = tests/test_selection.py\n' > $(MUTATION_DIR)/setup.cfg
+	cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/mutmut run > mutmut.log 2>&1; $(CURDIR)/$(BIN)/mutmut results
 
 # Benchmarks (minutes, not part of the tests): quality against PCA, and speed.
 # Both read Fashion-MNIST from Debian's package, installed by bench-data.

@@ -519,6 +519,16 @@ def _batch_invariance_table():
     )
 
 
+def _promises_table():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from promises import rst, table
+
+    rows, unknown = table()
+    if unknown:
+        raise ValueError(f"# promise: markers that name no section: {unknown}")
+    return rst(rows)
+
+
 GENERATED.mkdir(exist_ok=True)
 for _name, _make in [
     ("never_worse", _never_worse_table),
@@ -534,5 +544,6 @@ for _name, _make in [
     ("start_table", _start_table),
     ("bf16_paths_table", _bf16_paths_table),
     ("batch_invariance_table", _batch_invariance_table),
+    ("promises_table", _promises_table),
 ]:
     (GENERATED / f"{_name}.rst").write_text(_make())
