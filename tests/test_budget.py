@@ -14,8 +14,10 @@ from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 import skae
-from skae import MLPAutoencoder, _budget, _training
+from skae import MLPAutoencoder, _budget
 from skae._budget import TimeBudget
+
+from _helpers import InterruptAt, interrupt_after_epoch, same_weights, weights
 
 MAX_ITER = 40
 
@@ -74,10 +76,6 @@ def last_lr(estimator):
     return estimator._state.optimizer.param_groups[0]["lr"]
 
 
-def weights(estimator):
-    return [p.detach().clone() for p in estimator.encoder_.parameters()]
-
-
 def test_the_budget_sizes_the_epochs_and_ends_the_schedule(clock, X):
     with pytest.warns(ConvergenceWarning, match="Time budget"):
         ae = budgeted(max_time=30, tol=0).fit(X)
@@ -95,8 +93,7 @@ def test_a_budget_that_is_not_binding_changes_nothing(X):
     plain = budgeted(max_iter=5).fit(X)
     roomy = budgeted(max_iter=5, max_time=1e9).fit(X)
     assert roomy.n_iter_ == plain.n_iter_ == 5
-    for a, b in zip(weights(plain), weights(roomy), strict=True):
-        assert_array_equal(a, b)
+    assert same_weights(weights(plain), weights(roomy))
 
 
 def test_a_budget_shorter_than_one_epoch_trains_one_and_warns(clock, X):
@@ -117,12 +114,8 @@ def test_invalid_budgets_are_refused_and_keep_the_model(X, max_time):
 
 
 def test_resume_finishes_the_plan_a_budgeted_fit_made(clock, X, tmp_path):
-    def stop(estimator, record):
-        if record.epoch == 2:
-            raise KeyboardInterrupt
-
     with pytest.warns(UserWarning, match="interrupted"):
-        cut = budgeted(max_time=30, tol=0, callbacks=[stop]).fit(X)
+        cut = budgeted(max_time=30, tol=0, callbacks=[interrupt_after_epoch(2)]).fit(X)
     planned = cut._state.plan.last_epoch
     assert cut.n_iter_ == 3 < planned < MAX_ITER
     cut.set_params(callbacks=None).save(tmp_path / "cut.skae")
@@ -135,25 +128,15 @@ def test_resume_finishes_the_plan_a_budgeted_fit_made(clock, X, tmp_path):
             resumed.resume(X)
         assert resumed.n_iter_ == planned
         assert last_lr(resumed) == pytest.approx(final_lr_of_one_cycle(planned * 2))
-    for a, b in zip(weights(cut), weights(loaded), strict=True):
-        assert_array_equal(a, b)
+    assert same_weights(weights(cut), weights(loaded))
 
 
 def test_a_budgeted_fit_cut_short_in_its_first_epoch_sizes_itself_on_resume(
     clock, X, tmp_path
 ):
-    real = _training.reconstruction_loss
-
-    def loss(*args, **kwargs):
-        # Ctrl-C at the second optimisation step, in the first epoch.
-        loss.calls += 1
-        if loss.calls == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    loss.calls = 0
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_training, "reconstruction_loss", loss)
+        # Ctrl-C at the second optimisation step, in the first epoch.
+        InterruptAt(patch, 2)
         with pytest.warns(UserWarning, match="interrupted"):
             ae = budgeted(max_time=30, tol=0).fit(X)
     assert ae.n_iter_ == 0
@@ -166,12 +149,8 @@ def test_a_budgeted_fit_cut_short_in_its_first_epoch_sizes_itself_on_resume(
 
 
 def test_resume_refuses_a_changed_budget(X):
-    def stop(estimator, record):
-        if record.epoch == 1:
-            raise KeyboardInterrupt
-
     with pytest.warns(UserWarning, match="interrupted"):
-        ae = budgeted(max_time=1e9, callbacks=[stop]).fit(X)
+        ae = budgeted(max_time=1e9, callbacks=[interrupt_after_epoch(1)]).fit(X)
     ae.set_params(max_time=5)
     with pytest.raises(ValueError, match="max_time=5"):
         ae.resume(X)
@@ -257,14 +236,10 @@ def test_a_bool_is_not_a_budget(X):
 
 
 def test_numpy_scalars_save_mid_fit(X, tmp_path):
-    def stop(estimator, record):
-        if record.epoch == 1:
-            raise KeyboardInterrupt
-
     ae = budgeted(
         max_time=np.float32(1e6),
         learning_rate_init=np.float32(0.002),
-        callbacks=[stop],
+        callbacks=[interrupt_after_epoch(1)],
     )
     with pytest.warns(UserWarning, match="interrupted"):
         ae.fit(X)

@@ -1,6 +1,7 @@
 """The ``skae`` command end to end, on small data."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,12 +10,7 @@ import pytest
 
 from skae._cli import main
 
-FAST = ["--max-iter", "2", "--train-size", "300", "--test-size", "100"]
-
-
-def run(tmp_path, *args):
-    out = tmp_path / "report"
-    return main(["compare", *args, "--out", str(out), "--no-progress"]), out
+from _helpers import FAST, run_compare
 
 
 def leftovers(tmp_path):
@@ -22,7 +18,7 @@ def leftovers(tmp_path):
 
 
 def test_compare_on_the_sample_writes_the_report(tmp_path, capsys):
-    status, out = run(tmp_path, "--n-components", "2", "5", *FAST)
+    status, out = run_compare(tmp_path, "--n-components", "2", "5", *FAST)
     assert status == 0
     printed = capsys.readouterr().out
     assert "Epoch 2, loss = " in printed
@@ -57,7 +53,7 @@ def test_compare_on_the_sample_writes_the_report(tmp_path, capsys):
 
 
 def test_chapter_preset_and_display_step(tmp_path):
-    status, out = run(
+    status, out = run_compare(
         tmp_path,
         "--preset",
         "chapter",
@@ -96,7 +92,7 @@ def test_compare_on_the_chapter_csv_files(tmp_path):
     X, y = load_mnist_sample()
     train = write_csv(tmp_path / "mnist_train.csv", X[:200], y[:200])
     test = write_csv(tmp_path / "mnist_test.csv", X[200:260], y[200:260])
-    status, out = run(
+    status, out = run_compare(
         tmp_path,
         "--data",
         str(train),
@@ -109,7 +105,7 @@ def test_compare_on_the_chapter_csv_files(tmp_path):
     assert status == 0
     results = json.loads((out / "results.json").read_text())
     assert (results["n_train"], results["n_test"]) == (200, 60)
-    status, out = run(
+    status, out = run_compare(
         tmp_path, "--data", str(tmp_path), "--n-components", "3", "--max-iter", "1"
     )
     assert status == 0
@@ -138,7 +134,7 @@ def test_compare_on_the_chapter_csv_files(tmp_path):
 )
 def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
-        run(tmp_path, *args)
+        run_compare(tmp_path, *args)
     assert exit_info.value.code == 2
     printed = capsys.readouterr()
     assert message in printed.err
@@ -171,10 +167,10 @@ def test_unwritable_out_creates_no_parent_folders(tmp_path, capsys, monkeypatch)
 
 
 def test_a_new_report_replaces_the_old_one_whole(tmp_path):
-    status, out = run(tmp_path, "--n-components", "2", *FAST)
+    status, out = run_compare(tmp_path, "--n-components", "2", *FAST)
     assert status == 0
     assert (out / "latent_2d.png").exists()
-    status, out = run(tmp_path, "--n-components", "3", *FAST)
+    status, out = run_compare(tmp_path, "--n-components", "3", *FAST)
     assert status == 0
     # No file of the first report is left beside the second one's.
     assert not (out / "latent_2d.png").exists()
@@ -196,24 +192,26 @@ def test_out_holding_other_files_is_refused(tmp_path, capsys):
 
 def test_ctrl_c_exits_130_and_keeps_the_earlier_report(tmp_path):
     import signal
-    import time
 
-    status, out = run(tmp_path, "--n-components", "2", *FAST)
+    status, out = run_compare(tmp_path, "--n-components", "2", *FAST)
     assert status == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     command = [sys.executable, "-m", "skae", "compare", "--n-components", "2", "3"]
     command += ["--max-iter", "500", "--train-size", "300", "--test-size", "100"]
+    # Unbuffered, so that the child's "Epoch 2" line arrives when it is printed:
+    # the handshake that says training has started.
     process = subprocess.Popen(
         [*command, "--out", str(out), "--no-progress"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    # Wait until training has started, then press Ctrl-C.
     for line in process.stdout:
         if line.startswith("Epoch 2,"):
             break
-    time.sleep(0.2)
+    else:
+        pytest.fail("the child never started training")
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
@@ -226,7 +224,7 @@ def test_a_bad_data_file_is_named(tmp_path, capsys):
     bad = tmp_path / "broken.csv"
     bad.write_text("label,a,b\n1,2,3\n")
     with pytest.raises(SystemExit) as exit_info:
-        run(tmp_path, "--data", str(bad))
+        run_compare(tmp_path, "--data", str(bad))
     assert exit_info.value.code == 2
     assert "broken.csv: expected 785 columns" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
@@ -235,8 +233,9 @@ def test_a_bad_data_file_is_named(tmp_path, capsys):
 def test_out_must_not_be_a_file(tmp_path, capsys):
     target = tmp_path / "report"
     target.write_text("keep me")
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main(["compare", "--out", str(target)])
+    assert exit_info.value.code == 2
     assert "is not a directory" in capsys.readouterr().err
     assert target.read_text() == "keep me"
 
@@ -248,7 +247,7 @@ def test_interrupt_leaves_nothing_half_written(tmp_path, monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(skae.metrics, "compare", interrupted)
-    status, _ = run(tmp_path, *FAST)
+    status, _ = run_compare(tmp_path, *FAST)
     assert status == 130
     assert "nothing was written" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
@@ -269,7 +268,7 @@ def test_python_dash_m_skae():
 
 
 def test_max_time_and_precision_reach_the_models(tmp_path):
-    status, out = run(
+    status, out = run_compare(
         tmp_path,
         "--n-components",
         "3",

@@ -5,6 +5,7 @@ code does not keep is written as the page states it and marked as a strict
 expected failure, with the reason.
 """
 
+import functools
 import json
 import warnings
 
@@ -20,76 +21,24 @@ import skae
 from skae import AutoencoderImputer, MLPAutoencoder, _imputer, _training
 from skae._cli import main
 
+import _helpers
+from _helpers import (
+    InterruptAt,
+    fingerprint,
+    interrupt_after_epoch,
+    same_weights,
+    weights,
+)
 
-def tiny(**params):
-    defaults = {"n_components": 2, "hidden_layer_sizes": (8,), "random_state": 0}
-    return MLPAutoencoder(**{**defaults, **params})
-
-
-def interrupt_after_epoch(epoch):
-    """A callback that presses Ctrl-C once, at the end of `epoch` (from 0)."""
-    state = {"done": False}
-
-    def callback(estimator, record):
-        if record.epoch == epoch and not state["done"]:
-            state["done"] = True
-            raise KeyboardInterrupt
-
-    return callback
-
-
-def interrupt_at_step(monkeypatch, step):
-    """Make the `step`-th optimisation step (from 1) raise KeyboardInterrupt."""
-    calls = {"n": 0}
-    real = _training.reconstruction_loss
-
-    def loss(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == step:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_training, "reconstruction_loss", loss)
-
-
-def state_dicts(*modules):
-    """Copies of the modules' tensors, to compare later."""
-    return [
-        {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
-        for module in modules
-    ]
-
-
-def fingerprint(ae):
-    """Every weight and the repr of every other fitted attribute of `ae`.
-
-    Defined here rather than imported: the shared test helpers are being moved.
-    """
-    attributes = {
-        name: repr(value)
-        for name, value in vars(ae).items()
-        if name.endswith("_") and name not in ("encoder_", "decoder_")
-    }
-    weights = {
-        f"{part}.{name}": tensor.detach().cpu().numpy().tobytes()
-        for part, module in (("encoder", ae.encoder_), ("decoder", ae.decoder_))
-        for name, tensor in module.state_dict().items()
-    }
-    return weights, attributes
-
-
-def assert_same_tensors(first, second):
-    assert len(first) == len(second)
-    for one, other in zip(first, second, strict=True):
-        assert one.keys() == other.keys()
-        for name in one:
-            assert torch.equal(one[name], other[name]), name
+# The defaults' epochs and early stopping: the promises are about them.
+tiny = functools.partial(_helpers.tiny, max_iter=18, early_stopping="auto")
 
 
 # dask.rst, "Inference on the workers": scatter the model once and map it over
 # blocks.
 
 
+# promise: dask.rst / Inference on the workers
 def test_dask_scattered_model_mapped_over_blocks_gives_the_codes_of_transform(
     X_small,
 ):
@@ -153,6 +102,7 @@ def spy_on_autoencoders(monkeypatch):
     return built
 
 
+# promise: budget.rst / Quality per minute: a time budget
 @pytest.mark.parametrize(
     "args, max_iter",
     [
@@ -188,6 +138,7 @@ def budgeted_report(tmp_path_factory):
     return json.loads((out / "results.json").read_text())
 
 
+# promise: budget.rst / Quality per minute: a time budget
 def test_cli_max_time_records_max_iter_1000_in_results_json(budgeted_report):
     assert "--max-time 0.05" in budgeted_report["command"]
     for name in ("AE-3", "AE-20"):
@@ -201,6 +152,7 @@ def test_cli_max_time_records_max_iter_1000_in_results_json(budgeted_report):
 # parameters, resolved (hidden_layer_sizes="auto" as the widths it chose).
 
 
+# promise: failures.rst / The ``skae compare`` command
 def test_cli_results_json_records_the_resolved_auto_widths(budgeted_report):
     models = budgeted_report["models"]
     # "auto": three hidden layers for codes up to 16 wide, two for wider ones.
@@ -213,11 +165,13 @@ def test_cli_results_json_records_the_resolved_auto_widths(budgeted_report):
         assert params["precision"] == "float32"
 
 
+# promise: failures.rst / The ``skae compare`` command
 def test_cli_results_json_records_the_resolved_auto_device(budgeted_report):
     for name in ("AE-3", "AE-20"):
         assert budgeted_report["models"][name]["device"] == "cpu"
 
 
+# promise: failures.rst / The ``skae compare`` command
 def test_cli_results_json_records_the_pca_models_solver_resolved(budgeted_report):
     for name in ("PCA-3", "PCA-20"):
         params = budgeted_report["models"][name]
@@ -233,20 +187,21 @@ def test_cli_results_json_records_the_pca_models_solver_resolved(budgeted_report
 # it had before that epoch.
 
 
+# promise: failures.rst / Ctrl-C and ``resume``
 def test_an_interrupted_partial_fit_keeps_the_model_it_had_before(X_small, monkeypatch):
     ae = tiny(batch_size=50)
     ae.partial_fit(X_small)
-    weights = state_dicts(ae.encoder_, ae.decoder_)
+    before_weights = weights(ae)
     n_iter, loss_curve = ae.n_iter_, list(ae.loss_curve_)
     codes = ae.transform(X_small)
     # 4 steps an epoch: Ctrl-C in the third step of the second call.
-    interrupt_at_step(monkeypatch, 3)
+    InterruptAt(monkeypatch, 3)
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         ae.partial_fit(X_small)
     monkeypatch.undo()
     assert ae.n_iter_ == n_iter == 1
     assert ae.loss_curve_ == loss_curve
-    assert_same_tensors(state_dicts(ae.encoder_, ae.decoder_), weights)
+    assert same_weights(weights(ae), before_weights)
     assert_array_equal(ae.transform(X_small), codes)
     # Nothing of the cut epoch remains (optimizer, random state): the next
     # epoch is the one an uninterrupted second call would have run.
@@ -260,6 +215,7 @@ def test_an_interrupted_partial_fit_keeps_the_model_it_had_before(X_small, monke
 # infers with the best epoch so far.
 
 
+# promise: failures.rst / Ctrl-C and ``resume``
 def test_after_ctrl_c_with_early_stopping_the_model_infers_with_the_best_epoch(
     X_small,
 ):
@@ -267,7 +223,17 @@ def test_after_ctrl_c_with_early_stopping_the_model_infers_with_the_best_epoch(
 
     def record_trained_weights(estimator, record):
         # The weights training continues from: this epoch's, not the best's.
-        trained.append(state_dicts(estimator._state.encoder, estimator._state.decoder))
+        modules = {
+            "encoder": estimator._state.encoder,
+            "decoder": estimator._state.decoder,
+        }
+        trained.append(
+            {
+                f"{part}.{name}": tensor.detach().clone()
+                for part, module in modules.items()
+                for name, tensor in module.state_dict().items()
+            }
+        )
 
     def interrupt_after_a_worse_epoch(estimator, record):
         # Ctrl-C right after an epoch that validates worse than an earlier
@@ -294,17 +260,16 @@ def test_after_ctrl_c_with_early_stopping_the_model_infers_with_the_best_epoch(
     best = int(np.argmax(ae.validation_scores_))
     assert best < last
     assert ae.best_validation_score_ == ae.validation_scores_[best]
-    inferring = state_dicts(ae.encoder_, ae.decoder_)
-    assert_same_tensors(inferring, trained[best])
-    assert not all(
-        torch.equal(inferring[0][name], trained[last][0][name]) for name in inferring[0]
-    )
+    inferring = weights(ae)
+    assert same_weights(inferring, trained[best])
+    assert not same_weights(inferring, trained[last])
 
 
 # training.rst, "Continuing a fit" (and the resume example of failures.rst):
 # resume refuses other data, the sample weights included.
 
 
+# promise: training.rst / Continuing a fit
 def test_resume_refuses_other_sample_weights_and_leaves_the_model_unchanged(
     X_small,
 ):
@@ -326,6 +291,7 @@ def test_resume_refuses_other_sample_weights_and_leaves_the_model_unchanged(
 # default=1e-5), and training.rst, "Stopping" and "Optimisation".
 
 
+# promise: training.rst / Stopping
 def test_defaults_are_max_iter_18_and_tol_1e_5(X_small):
     params = MLPAutoencoder().get_params()
     assert params["max_iter"] == 18
@@ -343,6 +309,7 @@ def test_defaults_are_max_iter_18_and_tol_1e_5(X_small):
 # fraction is refused on sparse input.
 
 
+# promise: sparse.rst / At scale
 def test_a_fraction_n_components_is_refused_on_sparse_input(X_small):
     ae = MLPAutoencoder(0.9, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
     message = (
@@ -360,6 +327,8 @@ def test_a_fraction_n_components_is_refused_on_sparse_input(X_small):
 # computes" (to_onnx(..., target_opset=N)).
 
 
+# promise: onnx.rst / The autoencoder alone
+# promise: onnx.rst / What the graph computes
 @pytest.mark.parametrize("target_opset", [13, 17])
 def test_onnx_export_honours_target_opset_and_names_the_outputs(X_small, target_opset):
     pytest.importorskip("onnx")
@@ -387,6 +356,7 @@ def test_onnx_export_honours_target_opset_and_names_the_outputs(X_small, target_
 # missing.rst, "AutoencoderImputer": fit hides entries of up to 2,000 rows.
 
 
+# promise: missing.rst / AutoencoderImputer
 def test_imputer_hides_entries_of_at_most_2000_rows(monkeypatch):
     assert _imputer.PROBE_ROWS == 2000
     probes = []
@@ -418,6 +388,7 @@ def test_imputer_hides_entries_of_at_most_2000_rows(monkeypatch):
 # noise={"missing": 0.2}.
 
 
+# promise: missing.rst / AutoencoderImputer
 def test_imputer_default_autoencoder_trains_with_missing_noise(monkeypatch):
     # Two epochs instead of the default ~150, and one small hidden layer: the
     # noise the imputer asks for depends on neither.

@@ -35,6 +35,7 @@ def fitted(X):
 # AutoencoderImputer
 
 
+# promise: missing.rst / Edge cases
 def test_an_imputer_of_one_column_says_why_rather_than_lower_n_components():
     X = np.random.RandomState(0).rand(50, 1)
     X[3, 0] = np.nan
@@ -60,6 +61,7 @@ def test_an_autoencoder_parameter_given_to_the_imputer_points_to_autoencoder():
         AutoencoderImputer(colour="red")
 
 
+# promise: missing.rst / AutoencoderImputer
 def test_an_imputer_with_another_placeholder_refuses_nan():
     X = with_hole(complete_rows())
     with pytest.raises(ValueError, match="missing_values=-1 marks the missing"):
@@ -77,6 +79,7 @@ def test_an_imputer_with_another_placeholder_refuses_nan():
 # Metrics
 
 
+# promise: sizing.rst / Explained variance, for any model
 @pytest.mark.parametrize("metric", [explained_variance, reconstruction_error])
 def test_metrics_name_missing_entries_and_the_way_out(metric):
     X = complete_rows()
@@ -106,6 +109,7 @@ def test_compare_names_the_models_that_cannot_fit_missing_entries():
     assert np.isfinite(table.loc["ae", "test_mse"])
 
 
+# promise: vs_pca.rst / Comparing your own models
 def test_compare_shows_the_width_a_fraction_chose():
     X = complete_rows(80, 8)
     with warnings.catch_warnings():
@@ -119,6 +123,7 @@ def test_compare_shows_the_width_a_fraction_chose():
 # ONNX
 
 
+# promise: onnx.rst / What the graph computes
 def test_onnx_opset_older_than_the_graph_needs_says_which_it_needs():
     pytest.importorskip("skl2onnx")
     pytest.importorskip("onnxruntime")
@@ -140,6 +145,7 @@ def test_onnx_opset_older_than_the_graph_needs_says_which_it_needs():
         skl2onnx.to_onnx(pipeline, X[:1], target_opset=8)
 
 
+# promise: onnx.rst / What the graph computes
 def test_an_imputer_in_a_pipeline_is_refused_for_onnx_with_skaes_message():
     pytest.importorskip("skl2onnx")
     import skl2onnx
@@ -191,6 +197,7 @@ def model_file(tmp_path):
     return path, X
 
 
+# promise: saving.rst / What ``load`` checks
 def test_a_file_from_a_newer_skae_loads_with_a_warning(model_file, tmp_path):
     path, X = model_file
     newer = rewrite_versions(path, tmp_path, {"skae": "99.0.0"})
@@ -199,6 +206,7 @@ def test_a_file_from_a_newer_skae_loads_with_a_warning(model_file, tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), skae.load(path).transform(X))
 
 
+# promise: saving.rst / What ``load`` checks
 def test_a_file_from_an_older_skae_loads_without_a_word(model_file, tmp_path):
     path, _ = model_file
     older = rewrite_versions(path, tmp_path, {"skae": "0.0.1"})
@@ -207,6 +215,7 @@ def test_a_file_from_an_older_skae_loads_without_a_word(model_file, tmp_path):
         skae.load(older)
 
 
+# promise: saving.rst / What ``load`` checks
 @pytest.mark.parametrize("versions", [None, {}, {"skae": 1}])
 def test_a_file_that_names_no_skae_version_is_refused(model_file, tmp_path, versions):
     path, _ = model_file
@@ -218,6 +227,7 @@ def test_a_file_that_names_no_skae_version_is_refused(model_file, tmp_path, vers
 # Missing entries
 
 
+# promise: missing.rst / Edge cases
 def test_a_row_without_observed_entries_is_coded_as_the_means_reconstruction():
     import torch
 

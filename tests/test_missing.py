@@ -1,5 +1,6 @@
 """Missing values: MLPAutoencoder with NaN, and AutoencoderImputer."""
 
+import functools
 import warnings
 
 import numpy as np
@@ -14,7 +15,8 @@ from skae import AutoencoderImputer, MLPAutoencoder
 from skae._missing import masked_loss, pca_with_missing
 from skae._modules import build_autoencoder, pca_basis
 
-from _fitted import fingerprint
+import _helpers
+from _helpers import fingerprint, interrupt_after_epoch
 
 pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -30,10 +32,8 @@ def with_holes(X, fraction=0.2, seed=1):
     return X
 
 
-def tiny(**params):
-    return MLPAutoencoder(
-        n_components=2, hidden_layer_sizes=(8,), max_iter=3, random_state=0, **params
-    )
+# Early stopping left "auto" (the default path); tests that need every row turn it off.
+tiny = functools.partial(_helpers.tiny, early_stopping="auto")
 
 
 def test_masked_loss_equals_the_loss_without_missing_entries():
@@ -169,12 +169,29 @@ def test_save_and_load_keep_the_fill(tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), ae.transform(X))
 
 
-def test_partial_fit_and_resume_with_missing_entries():
+def test_partial_fit_with_missing_entries_learns():
     X = with_holes(low_rank())
-    ae = tiny(early_stopping=False)
-    for chunk in np.array_split(X, 3):
-        ae.partial_fit(chunk)
+    # From a random start: a PCA start may begin at its best on these rows.
+    ae = tiny(early_stopping=False, init="random")
+    errors = []
+    for _ in range(4):
+        for chunk in np.array_split(X, 3):
+            ae.partial_fit(chunk)
+        errors.append(-ae.score(X))
     assert np.isfinite(ae.transform(X)).all()
+    assert errors[-1] < errors[0]
+
+
+def test_resume_with_missing_entries_equals_an_uninterrupted_fit():
+    X = with_holes(low_rank())
+    straight = tiny(max_iter=4).fit(X)
+    ae = tiny(max_iter=4, callbacks=[interrupt_after_epoch(1)])
+    with pytest.warns(UserWarning, match="call resume"):
+        ae.fit(X)
+    assert ae.n_iter_ == 2
+    ae.resume(X)
+    assert ae.loss_curve_ == straight.loss_curve_
+    np.testing.assert_array_equal(ae.transform(X), straight.transform(X))
 
 
 def test_imputer_changes_only_the_missing_entries():

@@ -1,3 +1,4 @@
+import functools
 import os
 
 import numpy as np
@@ -14,6 +15,8 @@ from skae import MLPAutoencoder
 from skae._modules import ACTIVATIONS
 from skae._presets import CHAPTER_PARAMS
 
+import _helpers
+
 onnxruntime = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 skl2onnx = pytest.importorskip("skl2onnx")
@@ -21,6 +24,15 @@ skae_onnx = pytest.importorskip("skae.onnx")
 
 # Parity with the estimator's float32 arithmetic, whatever kernels either uses.
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
+
+# Rank-3 data, so 3 components; two hidden layers to export; early stopping "auto".
+tiny = functools.partial(
+    _helpers.tiny,
+    n_components=3,
+    hidden_layer_sizes=(6, 5),
+    max_iter=2,
+    early_stopping="auto",
+)
 
 
 def run(model, X):
@@ -37,11 +49,6 @@ def small_data(n_samples=1000, n_features=8, seed=0):
         n_samples, n_features
     )
     return X.astype(np.float32)
-
-
-def tiny(**params):
-    params = {"hidden_layer_sizes": (6, 5), "max_iter": 2, "random_state": 0, **params}
-    return MLPAutoencoder(3, **params)
 
 
 def assert_parts_match(ae, X, batch_sizes=(1000, 7)):

@@ -1,5 +1,6 @@
 """Safe model files: save/load round trips, refusals, atomic writes, checkpoints."""
 
+import functools
 import json
 import os
 import pickle
@@ -13,24 +14,18 @@ import torch
 from numpy.testing import assert_array_equal
 
 import skae
-from skae import MLPAutoencoder, ModelFileError
+from skae import ModelFileError
 from skae._persistence import _atomic_write, _read_header, _with_digest
 from skae.callbacks import Checkpoint
+
+import _helpers
+from _helpers import interrupt_after_epoch
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-def tiny(**params):
-    # Training mechanics on every row: early stopping (on by default for a PCA
-    # start) is off here; tests/test_promises.py covers the defaults.
-    defaults = dict(
-        n_components=2,
-        hidden_layer_sizes=(8,),
-        max_iter=4,
-        random_state=0,
-        early_stopping=False,
-    )
-    return MLPAutoencoder(**{**defaults, **params})
+# Trained one epoch longer than _helpers.tiny, as these tests always were.
+tiny = functools.partial(_helpers.tiny, max_iter=4)
 
 
 @pytest.fixture
@@ -323,13 +318,7 @@ def test_five_plus_five_epochs_equal_ten_bit_for_bit(tmp_path, X_small, params):
 
 def test_resume_after_ctrl_c_equals_an_uninterrupted_fit(X_small):
     straight = tiny(max_iter=6).fit(X_small)
-
-    def interrupt(estimator, record):
-        if record.epoch == 2 and not getattr(estimator, "_interrupted", False):
-            estimator._interrupted = True
-            raise KeyboardInterrupt
-
-    ae = tiny(max_iter=6, callbacks=[interrupt])
+    ae = tiny(max_iter=6, callbacks=[interrupt_after_epoch(2)])
     with pytest.warns(UserWarning, match="call resume"):
         ae.fit(X_small)
     assert ae.n_iter_ == 3

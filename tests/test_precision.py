@@ -14,6 +14,8 @@ import skae
 from skae import MLPAutoencoder, _precision
 from skae._precision import choose_precision, native_bfloat16
 
+from _helpers import interrupt_after_epoch
+
 
 @pytest.fixture
 def X():
@@ -103,13 +105,14 @@ def test_a_fixed_precision_is_what_precision_reports(X, precision):
     assert fit(model(precision=precision, max_iter=1), X).precision_ == precision
 
 
-def test_choose_precision_on_this_machine_gives_a_known_answer(X):
+def test_choose_precision_on_this_machine_leaves_the_model_untouched(X):
+    # Which answer native hardware gives rests on timings (the tests above fix
+    # them); without native bfloat16 it is float32 whatever the timings.
     encoder, decoder = model(max_iter=1).fit(X).encoder_, model().fit(X).decoder_
     before = [p.detach().clone() for p in encoder.parameters()]
     answer = choose_precision(
         encoder, decoder, torch.from_numpy(X), batch_size=64, loss="squared_error"
     )
-    assert answer in ("float32", "bfloat16")
     if not native_bfloat16("cpu"):
         assert answer == "float32"
     for a, b in zip(before, encoder.parameters(), strict=True):
@@ -131,11 +134,8 @@ def test_bfloat16_training_ends_within_two_percent_of_float32(X, init):
 def test_resume_continues_in_the_arithmetic_chosen(monkeypatch, X):
     timings(monkeypatch, 1.0, 0.5)
 
-    def stop(estimator, record):
-        raise KeyboardInterrupt
-
     with pytest.warns(UserWarning, match="interrupted"):
-        ae = model(precision="auto", callbacks=[stop]).fit(X)
+        ae = model(precision="auto", callbacks=[interrupt_after_epoch(0)]).fit(X)
     assert ae.precision_ == "bfloat16"
     timings(monkeypatch, 1.0, 2.0)
     ae.set_params(callbacks=None)

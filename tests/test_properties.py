@@ -21,7 +21,7 @@ from hypothesis.extra import numpy as hnp
 import skae
 from skae import MLPAutoencoder
 
-from _fitted import fingerprint
+from _helpers import fingerprint
 
 pd = pytest.importorskip("pandas")
 

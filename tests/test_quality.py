@@ -35,5 +35,8 @@ def test_default_autoencoder_does_not_lose_to_pca(digits, n_components):
         n_components, max_iter=1, learning_rate_init=1e-12, early_stopping=False
     )
     start.fit(X_train)
-    assert mse(start, X_test) == pytest.approx(mse(pca, X_test), rel=5e-3)
+    # Against exact PCA (scikit-learn's default solver is randomized at k=100,
+    # and a little worse there): float32's tolerance, relative to the error.
+    exact = PCA(n_components, svd_solver="full").fit(X_train)
+    assert mse(start, X_test) == pytest.approx(mse(exact, X_test), rel=1e-5)
     print(f"n_components={n_components}: autoencoder / PCA = {ratio:.3f}")

@@ -1,12 +1,14 @@
 """n_components as a fraction of variance, and explained variance, against PCA."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -15,6 +17,8 @@ from sklearn.preprocessing import StandardScaler
 import skae
 from skae import MLPAutoencoder
 from skae.metrics import explained_variance
+
+from _helpers import FAST, interrupt_after_epoch, run_compare
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -181,7 +185,8 @@ def test_fraction_finds_the_smallest_width_tried_below_pca(fraction):
         if width < ae.n_components_:
             assert entry["explained_variance"] < fraction
         assert entry["n_iter"] >= 1
-        assert entry["seconds"] > 0
+    # Each width's seconds are a part of the whole search's.
+    assert sum(entry["seconds"] for entry in tried.values()) <= ae.fit_time_
 
 
 def test_fraction_gives_the_fit_of_the_width_it_chose():
@@ -299,14 +304,18 @@ def test_refused_fraction_leaves_a_fitted_model_as_it_was():
 
 
 def test_ctrl_c_stops_the_search_and_keeps_nothing():
-    def interrupt(estimator, record):
-        raise KeyboardInterrupt
-
-    ae = small(0.9, callbacks=[interrupt])
-    with pytest.warns(UserWarning, match="interrupted"):
+    ae = small(0.9, callbacks=[interrupt_after_epoch(0)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with pytest.raises(KeyboardInterrupt):
             ae.fit(low_rank())
+    messages = [str(warning.message) for warning in caught]
+    assert any("nothing to resume" in message for message in messages)
+    # No advice to resume a fit the estimator does not have.
+    assert not any("call resume" in message for message in messages)
     assert not hasattr(ae, "n_components_")
+    with pytest.raises(NotFittedError):
+        ae.resume(low_rank())
 
 
 def test_an_int_fit_after_a_search_drops_the_search_record():
@@ -328,7 +337,10 @@ def test_fraction_in_pipeline_grid_search_and_clone():
     assert pipeline[-1].n_components_ <= X.shape[1]
     search = GridSearchCV(pipeline, {"mlpautoencoder__n_components": [0.5, 0.8]}, cv=2)
     search.fit(X)
-    assert search.best_params_["mlpautoencoder__n_components"] in (0.5, 0.8)
+    # A larger fraction searches a wider code, which reconstructs better.
+    low, high = search.cv_results_["mean_test_score"]
+    assert high > low
+    assert search.best_params_["mlpautoencoder__n_components"] == 0.8
     assert search.best_estimator_[-1].n_components_search_
 
 
@@ -359,18 +371,10 @@ def test_load_refuses_a_malformed_search_record(tmp_path):
 # skae compare --variance
 
 
-def run_compare(tmp_path, *args):
-    from skae._cli import main
-
-    out = tmp_path / "report"
-    fast = ["--max-iter", "2", "--train-size", "300", "--test-size", "100"]
-    return main(["compare", *args, *fast, "--out", str(out), "--no-progress"]), out
-
-
 def test_compare_variance_reports_both_widths(tmp_path, capsys):
     import json
 
-    status, out = run_compare(tmp_path, "--variance", "0.5", "0.7")
+    status, out = run_compare(tmp_path, "--variance", "0.5", "0.7", *FAST)
     assert status == 0
     printed = capsys.readouterr().out
     assert "AE/PCA" in printed and "search s" in printed
@@ -397,7 +401,6 @@ def test_compare_variance_reports_both_widths(tmp_path, capsys):
         assert row["pca_n_components"] == pca.n_components_
         assert 1 <= row["autoencoder_n_components"] <= row["pca_n_components"]
         assert row["search_fits"] == len(row["search"]) >= 1
-        assert row["search_seconds"] > 0
     report = (out / "report.md").read_text()
     assert "AE/PCA" in report and "variance_vs_components.png" in report
 
@@ -405,7 +408,9 @@ def test_compare_variance_reports_both_widths(tmp_path, capsys):
 def test_compare_variance_with_widths_runs_both(tmp_path):
     import json
 
-    status, out = run_compare(tmp_path, "--variance", "0.5", "--n-components", "2")
+    status, out = run_compare(
+        tmp_path, "--variance", "0.5", "--n-components", "2", *FAST
+    )
     assert status == 0
     results = json.loads((out / "results.json").read_text())
     assert len(results["results"]) == 2 and len(results["variance"]) == 1
@@ -426,9 +431,73 @@ def test_compare_refuses_bad_fractions_before_training(
     tmp_path, capsys, value, message
 ):
     with pytest.raises(SystemExit) as exit_info:
-        run_compare(tmp_path, "--variance", "0.9", value)
+        run_compare(tmp_path, "--variance", "0.9", value, *FAST)
     assert exit_info.value.code == 2
     printed = capsys.readouterr()
     assert message in printed.err
     assert "Epoch" not in printed.out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_search_that_misses_the_fraction_warns_with_what_it_reached():
+    # A random start trained one epoch explains little at any width up to PCA's.
+    X = low_rank()
+    ae = small(0.99, init="random", max_iter=1)
+    with pytest.warns(UserWarning, match=r"n_components=0.99 was not reached") as info:
+        ae.fit(X)
+    assert ae.explained_variance_score_ < 0.99
+    message = next(str(w.message) for w in info if "not reached" in str(w.message))
+    assert f"explains {ae.explained_variance_score_:.4f}" in message
+    assert f"n_components_={ae.n_components_}" in message
+
+
+def test_a_search_that_reaches_the_fraction_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*was not reached")
+        ae = small(0.5).fit(low_rank())
+    assert ae.explained_variance_score_ >= 0.5
+
+
+@pytest.mark.parametrize("n_samples", [3, 10])
+def test_too_few_held_out_rows_to_decide_a_width_are_refused(n_samples):
+    # One held-out row is its own mean: every width would score the same.
+    ae = small(0.9)
+    with pytest.raises(ValueError, match=r"1 row, too few to decide.*at least 11"):
+        ae.fit(low_rank(n_samples=n_samples))
+    assert not hasattr(ae, "n_components_")
+    small(0.9, early_stopping=False).fit(low_rank(n_samples=n_samples))
+    small(0.9).fit(low_rank(n_samples=11))
+
+
+def test_compare_refuses_too_few_rows_for_a_width_search_before_training(
+    tmp_path, capsys
+):
+    from skae._cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                *["compare", "--variance", "0.9", "--train-size", "10"],
+                *["--max-iter", "1", "--out", str(tmp_path / "report")],
+            ]
+        )
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert "too few to decide" in captured.err
+    assert "Epoch" not in captured.out
+    assert not (tmp_path / "report").exists()
+
+
+def test_compare_reports_a_missed_fraction(tmp_path, capsys):
+    # The chapter's model (sigmoid output, random start) in two epochs.
+    status, out = run_compare(
+        tmp_path, "--variance", "0.9", "--preset", "chapter", *FAST
+    )
+    assert status == 0
+    import json
+
+    results = json.loads((out / "results.json").read_text())
+    (row,) = results["variance"]
+    assert row["reached"] is False
+    assert row["autoencoder_explained_variance"] < 0.9
+    assert "MISSED" in capsys.readouterr().out

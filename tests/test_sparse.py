@@ -1,5 +1,7 @@
 """Sparse input: CSR, CSC and sparse arrays, densified a batch at a time."""
 
+import functools
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -10,8 +12,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 
 import skae
-from skae import MLPAutoencoder
 from skae._sparse import SparseRows
+
+import _helpers
 
 pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -22,10 +25,8 @@ def sparse_data(n_samples=150, n_features=40, seed=0):
     )
 
 
-def tiny(**params):
-    return MLPAutoencoder(
-        n_components=3, hidden_layer_sizes=(8,), max_iter=3, random_state=0, **params
-    )
+# Three components, early stopping "auto" (the default path) unless a test sets it.
+tiny = functools.partial(_helpers.tiny, n_components=3, early_stopping="auto")
 
 
 def decaying(n_samples, n_features):
@@ -76,12 +77,17 @@ def test_sparse_input_gives_the_dense_results(convert):
     assert np.isclose(sparse.score(convert(X)), dense.score(X.toarray()), rtol=1e-4)
 
 
-def test_partial_fit_on_sparse_chunks():
+def test_partial_fit_on_sparse_chunks_trains_as_on_dense_ones():
+    # A random start: the same chunks, densified, give the same training.
     X = sparse_data()
-    ae = tiny()
+    sparse, dense = tiny(init="random"), tiny(init="random")
     for start in range(0, 150, 50):
-        ae.partial_fit(X[start : start + 50])
-    assert np.isfinite(ae.transform(X)).all()
+        sparse.partial_fit(X[start : start + 50])
+        dense.partial_fit(X[start : start + 50].toarray())
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(
+        sparse.transform(X), dense.transform(X.toarray()), atol=1e-5
+    )
 
 
 def test_save_and_load_a_model_fitted_on_sparse_data(tmp_path):
@@ -109,19 +115,29 @@ def test_sparse_with_nan_is_refused():
         tiny().fit(scipy.sparse.csr_matrix(X))
 
 
-def test_training_never_densifies_more_than_a_batch(monkeypatch):
-    X = sparse_data(200, 40)
-    largest = []
+@pytest.mark.parametrize("n_features", [40, 2**22 // 100])
+def test_training_densifies_a_batch_or_at_most_the_densify_limit(
+    monkeypatch, n_features
+):
+    # The sparse page: a batch per step; the validation score and the start's
+    # loss scale at most 4,096 rows or 2**22 entries at a time.
+    X = scipy.sparse.random(200, n_features, density=0.002, random_state=0)
+    X = X.tocsr()
+    limit = min(4096, 2**22 // n_features)
+    sizes = []
     original = SparseRows.__getitem__
 
     def spy(self, rows):
         dense = original(self, rows)
-        largest.append(dense.shape[0])
+        sizes.append(dense.shape[0])
         return dense
 
     monkeypatch.setattr(SparseRows, "__getitem__", spy)
-    tiny(batch_size=16).fit(X)
-    assert largest and max(largest) < 200
+    ae = tiny(batch_size=16, early_stopping=True).fit(X)
+    # 180 training rows: 12 steps an epoch, of 16 rows but the last of 4.
+    assert sizes.count(16) == 11 * ae.n_iter_
+    # The largest: the loss scale's sample of the 180 training rows, capped.
+    assert max(sizes) == min(180, limit)
 
 
 def test_grid_search_over_widths_on_sparse_input():

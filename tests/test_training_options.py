@@ -1,5 +1,6 @@
 """Early stopping, partial_fit, warm start, schedules, noise, devices, weights."""
 
+import functools
 import pickle
 
 import numpy as np
@@ -10,34 +11,16 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skae import MLPAutoencoder, _training
 from skae._torch_utils import data_device
-from skae._training import copy_state, make_optimizer, make_scheduler
+from skae._training import make_optimizer, make_scheduler
 
+import _helpers
+from _helpers import InterruptAt, interrupt_after_epoch, same_weights, weights
 
-def tiny(**params):
-    # A constant rate: splitting a fit in pieces equals one fit only without a
-    # schedule over the whole fit (resume is the tool for that, tested below).
-    defaults = dict(
-        n_components=2,
-        hidden_layer_sizes=(16,),
-        max_iter=5,
-        random_state=0,
-        learning_rate="constant",
-        # Early stopping (on by default for a PCA start) only where a test asks.
-        early_stopping=False,
-    )
-    return MLPAutoencoder(**{**defaults, **params})
-
-
-def weights_of(ae):
-    return copy_state((ae.encoder_, ae.decoder_))
-
-
-def same_weights(first, second):
-    return all(
-        torch.equal(a[name], b[name])
-        for a, b in zip(first, second, strict=True)
-        for name in a
-    )
+# Constant rate: a fit split in pieces equals one fit only without a whole-fit
+# schedule (resume is the tool for that, tested below).
+tiny = functools.partial(
+    _helpers.tiny, hidden_layer_sizes=(16,), max_iter=5, learning_rate="constant"
+)
 
 
 # Early stopping and the stopping rule
@@ -73,7 +56,7 @@ def test_early_stopping_keeps_the_best_epoch(X_small):
         n_iter_no_change=3,
         max_iter=200,
         learning_rate_init=0.05,
-        callbacks=[lambda est, record: snapshots.append(weights_of(est))],
+        callbacks=[lambda est, record: snapshots.append(weights(est))],
     ).fit(X_small)
     assert ae.n_iter_ < 200
     assert len(ae.validation_scores_) == ae.n_iter_ == len(snapshots)
@@ -82,7 +65,7 @@ def test_early_stopping_keeps_the_best_epoch(X_small):
     assert ae.best_loss_ is None
     best_epoch = int(np.argmax(ae.validation_scores_))
     assert best_epoch < ae.n_iter_ - 1
-    assert same_weights(weights_of(ae), snapshots[best_epoch])
+    assert same_weights(weights(ae), snapshots[best_epoch])
     assert all(score < 0 for score in ae.validation_scores_)
 
 
@@ -146,10 +129,10 @@ def test_partial_fit_keeps_the_optimizer_state(X_small):
 
 def test_partial_fit_with_other_features_raises_and_keeps_the_model(X_small):
     ae = tiny().partial_fit(X_small)
-    before = weights_of(ae)
+    before = weights(ae)
     with pytest.raises(ValueError, match="X has 9 features"):
         ae.partial_fit(X_small[:, :9])
-    assert same_weights(before, weights_of(ae))
+    assert same_weights(before, weights(ae))
     assert ae.n_iter_ == 1
 
 
@@ -182,10 +165,10 @@ def test_without_warm_start_fit_starts_afresh(X_small):
 
 def test_warm_start_refuses_a_changed_architecture(X_small):
     ae = tiny(max_iter=2).fit(X_small)
-    before = weights_of(ae)
+    before = weights(ae)
     with pytest.raises(ValueError, match="n_components=3 differs from 2"):
         ae.set_params(warm_start=True, n_components=3).fit(X_small)
-    assert same_weights(before, weights_of(ae))
+    assert same_weights(before, weights(ae))
 
 
 def test_warm_start_with_a_new_solver_starts_a_new_optimizer(X_small):
@@ -258,9 +241,27 @@ def test_corrupt_masks_the_requested_fraction():
     assert abs(float((gaussian - 1).std()) - 0.5) < 0.02
 
 
-def test_mask_and_gaussian_noise_together(X_small):
-    ae = tiny(noise={"gaussian": 0.1, "mask": 0.2}).fit(X_small)
+def test_mask_and_gaussian_noise_together_corrupt_inputs_never_targets(
+    X_small, monkeypatch
+):
+    seen = []
+    real = _training.reconstruction_loss
+
+    def spy(encoder, decoder, X_input, X_target, *args, **kwargs):
+        seen.append((X_input.detach().clone(), X_target.detach().clone()))
+        return real(encoder, decoder, X_input, X_target, *args, **kwargs)
+
+    monkeypatch.setattr(_training, "reconstruction_loss", spy)
+    ae = tiny(noise={"gaussian": 0.1, "mask": 0.2}, shuffle=False).fit(X_small)
     assert np.isfinite(ae.transform(X_small)).all()
+    inputs, targets = seen[0]
+    # The targets are the rows themselves, bit for bit.
+    rows = torch.from_numpy(X_small[: len(targets)].astype(np.float32))
+    assert torch.equal(targets, rows)
+    # The inputs: a fifth masked to exactly zero, the rest moved by the noise.
+    zero = inputs == 0
+    assert 0.1 < float(zero.float().mean()) < 0.3
+    assert float((inputs - targets)[~zero].std()) == pytest.approx(0.1, rel=0.2)
 
 
 @pytest.mark.parametrize(
@@ -351,46 +352,33 @@ def test_invalid_sample_weight(X_small, weights, match):
 
 
 def test_ctrl_c_at_an_epoch_boundary_keeps_the_finished_epochs(X_small):
-    def interrupt_after_two(estimator, record):
-        if record.epoch == 1:
-            raise KeyboardInterrupt
-
     snapshots = []
     ae = tiny(
         max_iter=10,
         callbacks=[
-            lambda est, record: snapshots.append(weights_of(est)),
-            interrupt_after_two,
+            lambda est, record: snapshots.append(weights(est)),
+            interrupt_after_epoch(1),
         ],
     )
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         ae.fit(X_small)
     assert ae.n_iter_ == 2 and len(ae.loss_curve_) == 2
-    assert same_weights(weights_of(ae), snapshots[1])
+    assert same_weights(weights(ae), snapshots[1])
     assert np.isfinite(ae.transform(X_small)).all()
 
 
 def test_ctrl_c_mid_batch_restores_the_last_finished_epoch(X_small, monkeypatch):
     snapshots = []
-    calls = {"n": 0}
-    real_loss = _training.reconstruction_loss
-
-    def loss_then_interrupt(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 25:  # the 5th of 10 batches of the third epoch
-            raise KeyboardInterrupt
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(_training, "reconstruction_loss", loss_then_interrupt)
+    InterruptAt(monkeypatch, 25)  # the 5th of 10 batches of the third epoch
     ae = tiny(
         max_iter=10,
         batch_size=20,
-        callbacks=[lambda est, record: snapshots.append(weights_of(est))],
+        callbacks=[lambda est, record: snapshots.append(weights(est))],
     )
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         ae.fit(X_small)
     assert ae.n_iter_ == 2
-    assert same_weights(weights_of(ae), snapshots[1])
+    assert same_weights(weights(ae), snapshots[1])
 
 
 # Determinism
