@@ -88,6 +88,8 @@ def chapter_loop(x_train, seed):
     return np.array(curve)
 
 
+# promise: chapter.rst / How do I run the chapter's model?
+# promise: README.md / The chapter's model, by parameters
 @pytest.mark.parametrize("seed", [0, 1])
 def test_chapter_model_matches_the_chapter_loop(seed):
     X, _ = load_mnist_sample()

@@ -76,6 +76,8 @@ def last_lr(estimator):
     return estimator._state.optimizer.param_groups[0]["lr"]
 
 
+# promise: budget.rst / Quality per minute: a time budget
+# promise: README.md / What a minute buys: `max_time`
 def test_the_budget_sizes_the_epochs_and_ends_the_schedule(clock, X):
     with pytest.warns(ConvergenceWarning, match="Time budget"):
         ae = budgeted(max_time=30, tol=0).fit(X)
@@ -96,6 +98,7 @@ def test_a_budget_that_is_not_binding_changes_nothing(X):
     assert same_weights(weights(plain), weights(roomy))
 
 
+# promise: budget.rst / Quality per minute: a time budget
 def test_a_budget_shorter_than_one_epoch_trains_one_and_warns(clock, X):
     with pytest.warns(UserWarning, match="shorter than the start and one epoch"):
         ae = budgeted(max_time=0.5).fit(X)

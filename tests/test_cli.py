@@ -17,6 +17,8 @@ def leftovers(tmp_path):
     return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
 
 
+# promise: README.md / The main job: is an autoencoder better than PCA?
+# promise: failures.rst / The ``skae compare`` command
 def test_compare_on_the_sample_writes_the_report(tmp_path, capsys):
     status, out = run_compare(tmp_path, "--n-components", "2", "5", *FAST)
     assert status == 0
@@ -52,6 +54,7 @@ def test_compare_on_the_sample_writes_the_report(tmp_path, capsys):
     assert leftovers(tmp_path) == []
 
 
+# promise: chapter.rst / How do I run the chapter's model?
 def test_chapter_preset_and_display_step(tmp_path):
     status, out = run_compare(
         tmp_path,
@@ -190,6 +193,7 @@ def test_out_holding_other_files_is_refused(tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["thesis.tex"]
 
 
+# promise: failures.rst / The ``skae compare`` command
 def test_ctrl_c_exits_130_and_keeps_the_earlier_report(tmp_path):
     import signal
 

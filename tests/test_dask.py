@@ -63,6 +63,7 @@ def incremental_and_local(X):
     return X_dask, incremental, local
 
 
+# promise: dask.rst / Training on data larger than memory
 def test_incremental_fits_block_by_block_through_partial_fit(client, X):
     # One partial_fit per block, in order: the same model as a local loop.
     X_dask, incremental, local = incremental_and_local(X)
@@ -73,6 +74,7 @@ def test_incremental_fits_block_by_block_through_partial_fit(client, X):
     assert incremental.score(X_dask, None) == pytest.approx(local.score(X), rel=1e-5)
 
 
+# promise: dask.rst / Inference on the workers
 def test_parallel_post_fit_transforms_on_the_workers(client, X):
     ae = tiny(max_iter=3).fit(X)
     X_dask = da.from_array(X, chunks=250)
@@ -103,6 +105,7 @@ def test_parallel_post_fit_transforms_on_the_workers(client, X):
     )
 
 
+# promise: dask.rst / Model selection
 def test_grid_search_on_the_dask_joblib_backend(client, X):
     pipe = Pipeline([("scale", StandardScaler()), ("ae", tiny(max_iter=5))])
     search = GridSearchCV(pipe, {"ae__n_components": [1, 3, 6]}, cv=2)
@@ -117,6 +120,7 @@ def test_grid_search_on_the_dask_joblib_backend(client, X):
     assert len(tasks.data) >= 6
 
 
+# promise: dask.rst / Training on data larger than memory
 def test_partial_fit_loop_over_a_memmap(tmp_path, X):
     path = tmp_path / "X.f32"
     big = np.memmap(path, dtype=np.float32, mode="w+", shape=(20_000, 12))

@@ -54,6 +54,7 @@ def write_idx_pair(directory, prefix, images, labels, gz=False):
             f.write(idx_bytes(array))
 
 
+# promise: chapter.rst / The data
 def test_mnist_sample_is_real_balanced_digits():
     X, y = load_mnist_sample()
     assert X.shape == (5000, 784) and X.dtype == np.float32
@@ -107,6 +108,7 @@ def test_load_fashion_mnist_from_a_path(tmp_path, digits):
     assert_array_equal(y, digits[1])
 
 
+# promise: chapter.rst / The data
 def test_load_fashion_mnist_prefers_the_debian_package_directory(
     tmp_path, digits, monkeypatch
 ):

@@ -21,6 +21,7 @@ def test_examples_are_found():
     } <= names
 
 
+# promise: README.md / Quick start in Python
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
 def test_example_runs(path, monkeypatch, capsys):
     monkeypatch.setenv("SKAE_EXAMPLES_FAST", "1")

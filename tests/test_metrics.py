@@ -32,6 +32,7 @@ def test_reconstruction_error_of_a_pipeline(data):
     assert reconstruction_error(pipe, X_test) < 1e-20
 
 
+# promise: vs_pca.rst / Comparing your own models
 def test_compare_table(data):
     X_train, X_test = data
     models = {

@@ -73,6 +73,8 @@ def test_pca_start_with_missing_entries_recovers_the_complete_axes():
     assert float(overlap.min()) > 0.99
 
 
+# promise: missing.rst / What about missing values?
+# promise: missing.rst / How the autoencoder treats a missing entry
 def test_fit_transform_score_with_missing_entries():
     X = with_holes(low_rank())
     ae = tiny().fit(X)
@@ -106,6 +108,7 @@ def test_sample_weights_are_honoured_with_missing_entries():
     assert near < far
 
 
+# promise: missing.rst / Edge cases
 def test_rows_entirely_missing_get_finite_codes_and_nan_scores():
     X = with_holes(low_rank())
     X[:3] = np.nan
@@ -116,6 +119,7 @@ def test_rows_entirely_missing_get_finite_codes_and_nan_scores():
     assert np.isfinite(ae.score(X))
 
 
+# promise: missing.rst / Edge cases
 def test_a_column_never_observed_is_reconstructed_as_zero():
     X = low_rank()
     X[:, 4] = np.nan
@@ -194,6 +198,7 @@ def test_resume_with_missing_entries_equals_an_uninterrupted_fit():
     np.testing.assert_array_equal(ae.transform(X), straight.transform(X))
 
 
+# promise: missing.rst / AutoencoderImputer
 def test_imputer_changes_only_the_missing_entries():
     X = low_rank(200, 10)
     holed = with_holes(X, 0.2)
@@ -223,6 +228,7 @@ def test_imputer_with_indicator_and_other_placeholder():
     assert list(imputer.get_feature_names_out())[-1] == "missingindicator_x2"
 
 
+# promise: missing.rst / What about missing values?
 def test_imputer_in_a_pipeline():
     X = with_holes(low_rank(120, 6))
     y = np.arange(120) % 2

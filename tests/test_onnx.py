@@ -76,6 +76,7 @@ def test_pipeline_with_scaler_matches_transform():
         assert_allclose(codes, pipeline.transform(X[:n_samples]), **TOLERANCE)
 
 
+# promise: onnx.rst / How do I deploy it?
 def test_pipeline_with_classifier_matches_predict_and_predict_proba():
     X = small_data()
     y = (X[:, 0] > np.median(X[:, 0])).astype(np.int64)
@@ -98,6 +99,7 @@ def test_chapter_preset_matches_every_method():
     assert_parts_match(ae.fit(X), X)
 
 
+# promise: onnx.rst / How do I deploy it?
 def test_default_parameters_match_every_method():
     # Defaults: hidden_layer_sizes="auto", GELU, started from PCA.
     X = small_data()
@@ -170,6 +172,7 @@ def test_dataframe_columns_are_concatenated():
     assert_allclose(codes, ae.transform(X), **TOLERANCE)
 
 
+# promise: onnx.rst / The autoencoder alone
 def test_to_onnx_names_inputs_outputs_and_part():
     ae = tiny().fit(small_data())
     model = skae_onnx.to_onnx(ae, part="autoencoder")
@@ -255,6 +258,7 @@ def test_missing_value_support_of_other_models_is_refused():
         skae_onnx.to_onnx(ae)
 
 
+# promise: onnx.rst / What the graph computes
 def test_the_graph_takes_complete_rows_and_gives_nan_for_missing_entries():
     X = small_data().astype(np.float32)
     ae = tiny().fit(X)

@@ -74,6 +74,7 @@ def rewrite_metadata(path, change):
 # Round trips
 
 
+# promise: saving.rst / Saving and loading safely
 @pytest.mark.parametrize(
     "params",
     [
@@ -134,6 +135,7 @@ def test_saving_over_a_directory_is_refused(tmp_path, X_small):
 # Refusals: nothing in a file may run code
 
 
+# promise: saving.rst / What ``load`` checks
 def test_refuses_a_pickle_with_a_payload(tmp_path, sentinel):
     path = tmp_path / "evil.skae"
     path.write_bytes(pickle.dumps(Payload(sentinel)))
@@ -192,6 +194,8 @@ def test_refuses_a_plain_safetensors_file(tmp_path):
         skae.load(path)
 
 
+# promise: saving.rst / What ``load`` checks
+# promise: saving.rst / File format
 def test_refuses_a_newer_format_version(model_path):
     rewrite_metadata(model_path, lambda meta, _: meta.update({"format_version": 99}))
     with pytest.raises(ModelFileError, match="format version 99"):
@@ -290,6 +294,7 @@ def test_an_interrupted_write_cleans_up(tmp_path, monkeypatch):
 # Checkpoints and resume
 
 
+# promise: saving.rst / Checkpoints
 @pytest.mark.parametrize(
     "params",
     [
@@ -316,6 +321,7 @@ def test_five_plus_five_epochs_equal_ten_bit_for_bit(tmp_path, X_small, params):
     assert_array_equal(last.transform(X_small), straight.transform(X_small))
 
 
+# promise: failures.rst / Ctrl-C and ``resume``
 def test_resume_after_ctrl_c_equals_an_uninterrupted_fit(X_small):
     straight = tiny(max_iter=6).fit(X_small)
     ae = tiny(max_iter=6, callbacks=[interrupt_after_epoch(2)])

@@ -34,6 +34,7 @@ def reducers():
     ]
 
 
+# promise: pipelines.rst / How do I use it in a pipeline or a grid search?
 @pytest.mark.parametrize("reducer", reducers(), ids=["PCA", "MLPAutoencoder"])
 def test_pipeline_inverse_transform_returns_the_original_scale(X_wide_range, reducer):
     pipe = Pipeline([("scale", MinMaxScaler()), ("ae", reducer)]).fit(X_wide_range)
@@ -47,6 +48,7 @@ def test_pipeline_inverse_transform_returns_the_original_scale(X_wide_range, red
     assert np.median(relative_error) < 0.01
 
 
+# promise: pipelines.rst / How do I use it in a pipeline or a grid search?
 @pytest.mark.parametrize("reducer", reducers(), ids=["PCA", "MLPAutoencoder"])
 def test_grid_search_ranks_by_score(X_wide_range, reducer):
     # Noise keeps the data of full rank: on exactly rank-4 data PCA's

@@ -55,12 +55,15 @@ def fit(estimator, X):
         return estimator.fit(X)
 
 
+# promise: budget.rst / bfloat16 where it pays: ``precision="auto"``
 def test_without_native_bfloat16_auto_is_float32_and_times_nothing(monkeypatch, X):
     taken = timings(monkeypatch, 1.0, 0.1, native=False)
     ae = fit(model(precision="auto"), X)
     assert ae.precision_ == "float32" and taken == []
 
 
+# promise: budget.rst / bfloat16 where it pays: ``precision="auto"``
+# promise: training.rst / Devices and precision
 @pytest.mark.parametrize(
     ("bfloat16_seconds", "expected"),
     [(0.5, "bfloat16"), (0.89, "bfloat16"), (0.95, "float32"), (2.0, "float32")],

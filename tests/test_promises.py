@@ -68,6 +68,7 @@ def test_the_defaults_hold_out_rows_here(X):
 # Ctrl-C and resume
 
 
+# promise: failures.rst / Ctrl-C and ``resume``
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("where", ["epoch end", "mid-batch", "first epoch"])
 def test_ctrl_c_then_resume_equals_an_uninterrupted_fit(X, config, where, monkeypatch):
@@ -207,6 +208,7 @@ def refused_calls(X):
     }
 
 
+# promise: failures.rst / A call that fails leaves the estimator as it was
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("case", list(refused_calls(np.zeros((2, 2)))))
 def test_a_refused_call_leaves_the_model_as_it_was(X, config, case):
@@ -330,6 +332,8 @@ def heavy_tailed_data(rng):
     return rng.standard_t(2, size=(1500, 10)) @ rng.randn(10, 30), 1050
 
 
+# promise: vs_pca.rst / Never worse than PCA
+# promise: vs_pca.rst / What the defaults are
 @pytest.mark.parametrize("make", [low_rank_data, heavy_tailed_data])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_defaults_are_not_worse_than_pca_on_held_out_rows(make, seed):

@@ -20,6 +20,9 @@ def mse(model, X):
     return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
 
 
+# promise: vs_pca.rst / Never worse than PCA
+# promise: vs_pca.rst / A start that only improves
+# promise: README.md / The main job: is an autoencoder better than PCA?
 @pytest.mark.parametrize("n_components", [2, 10, 30, 100])
 def test_default_autoencoder_does_not_lose_to_pca(digits, n_components):
     X_train, X_test = digits

@@ -34,6 +34,7 @@ def quality_section(text):
     return start, text.index("<!-- table:quality:end -->")
 
 
+# promise: README.md / The main job: is an autoencoder better than PCA?
 def test_readme_tables_match_the_results_files():
     result = check(ROOT / "README.md")
     assert result.returncode == 0, result.stderr

@@ -164,6 +164,7 @@ BAD_INPUTS = {
 }
 
 
+# promise: failures.rst / A call that fails leaves the estimator as it was
 @pytest.mark.filterwarnings("error::UserWarning")
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=str)
 def test_bad_input_is_refused_and_leaves_the_model_unchanged(X_small, case):
@@ -220,6 +221,7 @@ def test_a_changed_architecture_is_refused_by_partial_fit(X_small):
 # Divergence
 
 
+# promise: failures.rst / A call that fails leaves the estimator as it was
 @pytest.mark.parametrize(
     "params, X_scale",
     [

@@ -41,6 +41,7 @@ def small(n_components, **params):
 # explained_variance, the function
 
 
+# promise: sizing.rst / Explained variance, for any model
 @pytest.mark.parametrize("n_components", [1, 3, 7])
 def test_explained_variance_equals_pca_ratio_sum(n_components):
     X = low_rank()
@@ -60,6 +61,7 @@ def test_explained_variance_is_variance_weighted_r2():
     )
 
 
+# promise: sizing.rst / Explained variance, for any model
 def test_explained_variance_of_a_pipeline():
     X = low_rank()
     pipeline = make_pipeline(StandardScaler(), PCA(n_components=2)).fit(X)
@@ -167,6 +169,8 @@ def test_single_row_with_an_int_width():
 # n_components as a fraction
 
 
+# promise: sizing.rst / ``n_components`` as a fraction
+# promise: README.md / How many numbers per digit?
 @pytest.mark.parametrize("fraction", [0.5, 0.9, 0.99])
 def test_fraction_finds_the_smallest_width_tried_below_pca(fraction):
     X = low_rank()
@@ -189,6 +193,7 @@ def test_fraction_finds_the_smallest_width_tried_below_pca(fraction):
     assert sum(entry["seconds"] for entry in tried.values()) <= ae.fit_time_
 
 
+# promise: sizing.rst / ``n_components`` as a fraction
 def test_fraction_gives_the_fit_of_the_width_it_chose():
     X = low_rank()
     ae = small(0.9).fit(X)
@@ -371,6 +376,7 @@ def test_load_refuses_a_malformed_search_record(tmp_path):
 # skae compare --variance
 
 
+# promise: sizing.rst / From the command line
 def test_compare_variance_reports_both_widths(tmp_path, capsys):
     import json
 
@@ -439,6 +445,7 @@ def test_compare_refuses_bad_fractions_before_training(
     assert list(tmp_path.iterdir()) == []
 
 
+# promise: sizing.rst / ``n_components`` as a fraction
 def test_a_search_that_misses_the_fraction_warns_with_what_it_reached():
     # A random start trained one epoch explains little at any width up to PCA's.
     X = low_rank()
@@ -458,6 +465,7 @@ def test_a_search_that_reaches_the_fraction_does_not_warn():
     assert ae.explained_variance_score_ >= 0.5
 
 
+# promise: sizing.rst / ``n_components`` as a fraction
 @pytest.mark.parametrize("n_samples", [3, 10])
 def test_too_few_held_out_rows_to_decide_a_width_are_refused(n_samples):
     # One held-out row is its own mean: every width would score the same.
@@ -488,6 +496,7 @@ def test_compare_refuses_too_few_rows_for_a_width_search_before_training(
     assert not (tmp_path / "report").exists()
 
 
+# promise: sizing.rst / From the command line
 def test_compare_reports_a_missed_fraction(tmp_path, capsys):
     # The chapter's model (sigmoid output, random start) in two epochs.
     status, out = run_compare(

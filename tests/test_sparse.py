@@ -35,6 +35,7 @@ def decaying(n_samples, n_features):
     return X @ scipy.sparse.diags(0.6 ** np.arange(n_features))
 
 
+# promise: sparse.rst / The PCA start without densifying
 def test_sparse_pca_start_matches_dense_pca():
     X = decaying(300, 30)
     components, mean = SparseRows(X).principal_axes(3)
@@ -55,6 +56,7 @@ def test_sparse_pca_start_with_weights_matches_repeated_rows():
     assert overlap.min() > 0.999
 
 
+# promise: sparse.rst / What about sparse data?
 @pytest.mark.parametrize(
     "convert",
     [
@@ -99,6 +101,7 @@ def test_save_and_load_a_model_fitted_on_sparse_data(tmp_path):
     )
 
 
+# promise: sparse.rst / What about sparse data?
 def test_text_pipeline_next_to_truncated_svd():
     words = "cat dog fish bird tree leaf root stone river cloud".split()
     rng = np.random.RandomState(0)
@@ -115,6 +118,7 @@ def test_sparse_with_nan_is_refused():
         tiny().fit(scipy.sparse.csr_matrix(X))
 
 
+# promise: sparse.rst / What is dense, and when
 @pytest.mark.parametrize("n_features", [40, 2**22 // 100])
 def test_training_densifies_a_batch_or_at_most_the_densify_limit(
     monkeypatch, n_features

@@ -47,6 +47,7 @@ def test_early_stopping_auto_holds_out_data(X_small):
     assert tiny(**auto, init="random").fit(X[:999]).validation_scores_ is None
 
 
+# promise: training.rst / Stopping
 def test_early_stopping_keeps_the_best_epoch(X_small):
     snapshots = []
     ae = tiny(
@@ -69,6 +70,7 @@ def test_early_stopping_keeps_the_best_epoch(X_small):
     assert all(score < 0 for score in ae.validation_scores_)
 
 
+# promise: training.rst / Stopping
 def test_training_loss_rule_stops_after_n_iter_no_change(X_small):
     ae = tiny(tol=10.0, n_iter_no_change=2, max_iter=50)
     with warnings_as_errors(ConvergenceWarning):
@@ -89,6 +91,7 @@ def test_early_stopping_needs_samples_on_both_sides():
         tiny(early_stopping=True, n_components=1).fit(np.ones((1, 3)))
 
 
+# promise: training.rst / Watching it
 def test_verbose_reports_validation_loss(X_small, capsys):
     tiny(early_stopping=True, max_iter=2, verbose=1).fit(X_small)
     lines = capsys.readouterr().out.splitlines()
@@ -106,6 +109,7 @@ def test_verbose_two_shows_a_progress_bar(X_small, capsys):
 # partial_fit and warm start
 
 
+# promise: training.rst / Continuing a fit
 def test_partial_fit_equals_fit_epoch_by_epoch(X_small):
     straight = tiny(max_iter=3, shuffle=False).fit(X_small)
     stepwise = tiny(shuffle=False)
@@ -147,6 +151,7 @@ def test_partial_fit_chunks_stream_a_memmap(X_small, tmp_path):
     assert ae.transform(X).shape == (200, 3)
 
 
+# promise: training.rst / Continuing a fit
 def test_warm_start_continues_bit_for_bit(X_small):
     straight = tiny(max_iter=5).fit(X_small)
     resumed = tiny(max_iter=2).fit(X_small)
@@ -181,6 +186,7 @@ def test_warm_start_with_a_new_solver_starts_a_new_optimizer(X_small):
 # Learning-rate schedules
 
 
+# promise: training.rst / Optimisation
 @pytest.mark.parametrize("schedule", ["cosine", "one_cycle"])
 def test_schedules_change_the_rate_every_step(schedule):
     parameter = torch.nn.Parameter(torch.zeros(1))
@@ -281,6 +287,7 @@ def test_invalid_noise(X_small, noise, match):
 # Devices and pickling
 
 
+# promise: training.rst / Devices and precision
 def test_model_fitted_on_a_gpu_loads_on_a_cpu_only_machine(X_small, monkeypatch):
     ae = tiny().fit(X_small)
     expected = ae.transform(X_small)
@@ -297,6 +304,7 @@ def test_model_fitted_on_a_gpu_loads_on_a_cpu_only_machine(X_small, monkeypatch)
     assert restored.n_iter_ == 6
 
 
+# promise: saving.rst / Pickle
 def test_pickle_keeps_the_optimizer_state(X_small):
     straight = tiny(max_iter=4, shuffle=False).fit(X_small)
     half = tiny(max_iter=2, shuffle=False).fit(X_small)
@@ -321,6 +329,7 @@ def test_zero_weights_equal_leaving_samples_out(X_small):
     assert_allclose(weighted.transform(X_small), subset.transform(X_small), atol=1e-5)
 
 
+# promise: training.rst / Sample weights
 def test_integer_weights_equal_repeated_samples(X_small):
     params = dict(batch_size=1000, max_iter=5, init="random")
     weights = np.arange(200) % 3
@@ -384,6 +393,7 @@ def test_ctrl_c_mid_batch_restores_the_last_finished_epoch(X_small, monkeypatch)
 # Determinism
 
 
+# promise: training.rst / Reproducibility
 def test_refits_are_bit_identical_with_every_option(X_small):
     params = dict(
         early_stopping=True,
@@ -440,6 +450,8 @@ def test_training_data_lives_on_the_gpu_when_it_fits(monkeypatch, n_bytes, expec
     assert data_device(n_bytes, "cpu").type == "cpu"
 
 
+# promise: training.rst / Optimisation
+# promise: vs_pca.rst / A start that only improves
 @pytest.mark.parametrize("schedule", ["constant", "cosine", "one_cycle"])
 def test_the_pca_paths_train_at_a_tenth_of_the_rate(schedule):
     X = np.random.RandomState(0).rand(200, 6).astype(np.float32)

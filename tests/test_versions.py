@@ -65,6 +65,7 @@ def test_the_recorded_oldest_set_is_the_pinned_one():
         assert release(version) == release(pinned[name]), name
 
 
+# promise: README.md / Versions tested
 def test_readme_table_matches_the_record():
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "tested_with.py"), "check"],
