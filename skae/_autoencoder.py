@@ -1,5 +1,6 @@
 """MLPAutoencoder: the one bridge between scikit-learn and the torch code."""
 
+import math
 import time
 import warnings
 from numbers import Integral, Real
@@ -20,7 +21,7 @@ from sklearn.utils.validation import (
 )
 
 from skae._fitting import _TrainingData, fit_once, resume_fit
-from skae._missing import ObservedEncoder
+from skae._missing import ObservedEncoder, reconstructor
 from skae._modules import ACTIVATIONS
 from skae._persistence import save_model
 from skae._sizing import (
@@ -321,7 +322,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Fraction of the variance the fitted model's reconstruction explains
         (`skae.metrics.explained_variance`), measured at the end of `fit` or
         `resume` on the rows early stopping held out, else on the training
-        rows. It is the autoencoder's counterpart of PCA's
+        rows. When the fit returns PCA of all the rows (no epoch beat PCA),
+        that model has seen the held-out rows, so the score is measured before,
+        with PCA of the training rows. It is the autoencoder's counterpart of PCA's
         ``explained_variance_ratio_.sum()``, which is measured on the training
         rows. 1.0 or 0.0 for data without variance (a perfect reconstruction
         or not); None after `partial_fit`, which holds no rows out.
@@ -859,8 +862,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Returns
         -------
         score : float
-            ``-mean((X - reconstruct(X)) ** 2)``, the mean of `score_samples`: higher
-            is better, as scikit-learn's model selection expects.
+            ``-mean((X - reconstruct(X)) ** 2)``, the mean of `score_samples`
+            (summed exactly, so that the order of the rows does not change
+            it): higher is better, as scikit-learn's model selection expects.
         """
         scores = self.score_samples(X)
         observed = ~np.isnan(scores)
@@ -869,7 +873,8 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 "X has no observed entry: all its entries are NaN, so there is "
                 "no reconstruction error to score."
             )
-        return float(np.mean(scores[observed]))
+        # An exactly rounded sum: the same score whatever the order of the rows.
+        return math.fsum(scores[observed]) / int(observed.sum())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -878,6 +883,19 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         tags.input_tags.allow_nan = not is_fraction(self.n_components)
         tags.input_tags.sparse = not is_fraction(self.n_components)
         return tags
+
+    def __getattr__(self, name):
+        # Only reached for a name the instance and its class lack: the method
+        # skae used to have gets its new name in the error.
+        if name == "predict":
+            raise AttributeError(
+                f"{type(self).__name__} has no predict: as a transformer it has no "
+                "prediction per sample. Use reconstruct(X) for "
+                "inverse_transform(transform(X)) (what predict returned before), "
+                "or score(X) / score_samples(X) for the reconstruction error."
+            )
+        # Anything else: the error the lookup itself gives (a property's own).
+        return object.__getattribute__(self, name)
 
     def __getstate__(self):
         # object.__getstate__ returns the instance's own __dict__: copy it.
@@ -927,8 +945,9 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     def _reconstruct(self, X, n_rounds=None):
         """Decode the encoding of validated X in one batched pass."""
-        encoder = self._observed_encoder(n_rounds)
-        autoencoder = torch.nn.Sequential(encoder, self.decoder_)
+        autoencoder = reconstructor(
+            self.encoder_, self.decoder_, self._observed_encoder().fill, n_rounds
+        )
         return check_finite_output(
             apply_in_batches(autoencoder, X, device=self._device), X
         )

@@ -256,13 +256,21 @@ def _compare(args):
     params.update(random_state=args.random_state, device=args.device)
     try:
         skae._torch_utils.resolve_device(args.device)
-        for fraction in fractions:
-            # Before any training: too few rows to measure a width on.
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    for fraction in fractions:
+        # Before any training: too few rows to measure a width on.
+        try:
             check_measurable(
                 MLPAutoencoder(**{**params, "n_components": fraction}), len(X_train)
             )
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+        except ValueError:
+            raise UsageError(
+                f"--variance {fraction} chooses the width by the variance "
+                f"explained on the images early stopping holds out, and "
+                f"--train-size {len(X_train)} leaves one: too few to decide "
+                "between widths. Use --train-size 11 or more."
+            ) from None
     out = args.out.resolve()
     _check_out(args.out, out)
     created, staging = _make_staging(args.out, out)

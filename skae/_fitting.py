@@ -20,15 +20,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from skae._budget import TimeBudget, check_max_time
-from skae._missing import column_fill
+from skae._missing import column_fill, principal_axes, reconstructor
 from skae._precision import choose_precision
 from skae._progress import batch_progress_bar, print_progress_line, report_epoch
 from skae._selection import beats_pca
-from skae._sizing import check_known_width
+from skae._sizing import check_known_width, explained_variance_of_rows
 from skae._sparse import rows_for_training, take_rows, update_digest
-from skae._state import Diverged, Plan, StoppingRule, TrainingState
+from skae._state import Diverged, Plan, StoppingRule, TrainingState, split_indices
 from skae._torch_utils import make_generator, resolve_device
-from skae._training import evaluate, n_batches, train_epochs
+from skae._training import apply_in_batches, evaluate, n_batches, train_epochs
 from skae._validation import (
     check_same_architecture,
     check_validation_size,
@@ -257,6 +257,7 @@ def _train(
     planned_last = None if plan is None else plan.last_epoch
     steps_per_epoch = n_batches(parts.X.shape[0], estimator._batch(parts))
     state.history.precision = precision
+    state.history.held_out_explained_variance = None
     weights = parts.weight
     if weights is not None:
         weights = (weights / weights.mean()).to(parts.X.device)
@@ -354,7 +355,11 @@ def _train(
         if stopping.pca_start_best or not keep:
             # No epoch beat the PCA start (of the training rows) beyond
             # noise on the held-out rows: return PCA of all the rows, as
-            # PCA().fit(X) would; its score is the PCA start's.
+            # PCA().fit(X) would; its scores are the PCA start's, measured
+            # first, as PCA of all the rows has seen the held-out ones.
+            state.history.held_out_explained_variance = _start_explained_variance(
+                state, parts, data
+            )
             weight = None if data.weight is None else data.weight.to(state.device)
             state.restart_from_pca(rows_for_training(data.X, state.device), weight)
             state.history.best_validation_score = statistics["pca_score"]
@@ -375,6 +380,33 @@ def _train(
             stacklevel=3,
         )
     return estimator
+
+
+def _start_explained_variance(state, parts, data):
+    """Return the explained variance of the held-out rows by PCA of the others."""
+    basis = state.start_basis
+    if basis is None:
+        basis = principal_axes(
+            parts.X, state.architecture["n_components"], parts.weight
+        )
+    state.restart_from_basis(basis)
+    fill = state.fill
+    if fill is None:
+        fill = torch.zeros(state.architecture["n_features"], device=state.device)
+    autoencoder = reconstructor(state.encoder, state.decoder, fill)
+    split = state.history.split
+    _, held_out = split_indices(
+        split["n_samples"],
+        split["validation_size"],
+        torch.Generator().manual_seed(split["seed"]),
+    )
+    weights = None if data.weight is None else data.weight.numpy().astype(np.float64)
+    return explained_variance_of_rows(
+        lambda rows: apply_in_batches(autoencoder, rows, device=state.device),
+        data.X,
+        weights,
+        held_out.numpy(),
+    )
 
 
 class _TrainingData(NamedTuple):
@@ -443,8 +475,7 @@ def _split(data, validation_size, split, device):
     generator = split
     if isinstance(split, dict):
         generator = torch.Generator().manual_seed(split["seed"])
-    order = torch.randperm(data.n_samples, generator=generator)
-    keep, held_out = order[validation_size:], order[:validation_size]
+    keep, held_out = split_indices(data.n_samples, validation_size, generator)
     validation_weight = None
     if weight is not None:
         weight, validation_weight = weight[keep], weight[held_out]

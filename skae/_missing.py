@@ -152,6 +152,11 @@ class ObservedEncoder(nn.Module):
         )
 
 
+def reconstructor(encoder, decoder, fill, n_rounds=None):
+    """Return the module that reconstructs rows, completing their missing entries."""
+    return nn.Sequential(ObservedEncoder(encoder, decoder, fill, n_rounds), decoder)
+
+
 def low_rank_completion(
     X, n_components, sample_weight=None, fill=None, rounds=PCA_ROUNDS, precise=True
 ):

@@ -246,14 +246,23 @@ def _check_writer(metadata, format_version, path):
             f"{path} is damaged: a skae model file names the skae version that "
             f"wrote it, and this one has {written_by!r}."
         )
-    if _release(written_by) > _release(__version__):
+    if not _release(written_by):
+        warnings.warn(
+            f"{path} names skae {written_by!r} as the version that wrote it, "
+            "which is not a version number: it loads, as its format (version "
+            f"{format_version}) is one this skae reads, but where it comes from "
+            "is not known.",
+            UserWarning,
+            stacklevel=5,
+        )
+    elif _release(written_by) > _release(__version__):
         warnings.warn(
             f"{path} was written by skae {written_by}, newer than this skae "
             f"{__version__}. It loads, as its format (version {format_version}) "
             "is one this skae reads, but what skae added since is not known "
             "here: upgrade skae to use the model as it was saved.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
 

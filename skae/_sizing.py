@@ -22,6 +22,7 @@ from sklearn.base import clone
 
 from skae._budget import check_max_time
 from skae._sparse import batch_rows
+from skae._state import split_indices
 from skae._validation import check_validation_size, early_stopping_on
 from skae.metrics import _fraction_explained, _row_sums
 
@@ -76,21 +77,31 @@ def held_out_rows(estimator, n_samples):
         return None
     if split["n_samples"] != n_samples:
         return None
-    # The permutation `_split` in skae/_autoencoder.py draws for this split.
-    order = torch.randperm(
-        n_samples, generator=torch.Generator().manual_seed(split["seed"])
-    )
-    return order[: split["validation_size"]].numpy()
+    generator = torch.Generator().manual_seed(split["seed"])
+    return split_indices(n_samples, split["validation_size"], generator)[1].numpy()
 
 
 def measured_explained_variance(estimator, X, weights):
     """Return the explained variance of a model just fitted on validated X.
 
-    Measured on the rows early stopping held out, else on every training row,
-    a chunk at a time: X may be a memory map larger than memory, or sparse.
-    Missing entries (NaN) count neither in the residual nor in the total.
+    Measured on the rows early stopping held out, else on every training row.
+    A fit that returned PCA of all the rows measured it itself, before (see
+    `skae._fitting`): that model has seen the held-out rows.
     """
+    measured = estimator._state.history.held_out_explained_variance
+    if measured is not None:
+        return measured
     rows = held_out_rows(estimator, X.shape[0])
+    return explained_variance_of_rows(estimator._reconstruct, X, weights, rows)
+
+
+def explained_variance_of_rows(reconstruct, X, weights, rows=None):
+    """Return the explained variance of the rows `rows` of X (all when None).
+
+    A chunk at a time: X may be a memory map larger than memory, or sparse.
+    Missing entries (NaN) count neither in the residual nor in the total.
+    `reconstruct` maps dense rows to their reconstruction.
+    """
     if rows is not None:
         X = X[rows]
         weights = None if weights is None else weights[rows]
@@ -102,7 +113,7 @@ def measured_explained_variance(estimator, X, weights):
         if scipy.sparse.issparse(part):
             part = part.toarray()
         part_weights = None if weights is None else weights[start : start + step]
-        squares = np.square(part - estimator._reconstruct(part), dtype=np.float64)
+        squares = np.square(part - reconstruct(part), dtype=np.float64)
         deviations = np.square(part - mean, dtype=np.float64)
         if np.isnan(squares).any():
             squares, deviations = np.nan_to_num(squares), np.nan_to_num(deviations)
@@ -168,12 +179,18 @@ def fit_by_variance(estimator, X, sample_weight, started):
 
     # The first width halves PCA's bound on all the rows; once a fit has shown
     # which rows it holds out, the bound is PCA's width on those rows.
-    lo, hi = 0, _width_for(_pca_explained(X, weights, X, weights), fraction)
+    # No width beyond the rows' rank explains more than the rank does.
+    widest = min(n_features, X.shape[0])
+    lo, hi = (
+        0,
+        min(_width_for(_pca_explained(X, weights, X, weights), fraction), widest),
+    )
     first = search.fit(max(1, (lo + hi + 1) // 2), _fits_left(lo, hi))
     rows = held_out_rows(first.estimator, X.shape[0])
     if rows is None:
         pca_curve = _pca_explained(X, weights, X, weights)
     else:
+        widest = min(n_features, X.shape[0] - len(rows))
         keep = np.ones(X.shape[0], dtype=bool)
         keep[rows] = False
         pca_curve = _pca_explained(
@@ -182,13 +199,13 @@ def fit_by_variance(estimator, X, sample_weight, started):
             X[rows],
             None if weights is None else weights[rows],
         )
-    hi = _width_for(pca_curve, fraction)
+    hi = min(_width_for(pca_curve, fraction), widest)
     if first.passed(fraction):
         hi = min(hi, first.n_components)
     else:
         lo = first.n_components
-        hi = max(hi, lo + 1)
-    hi = min(hi, n_features)
+        hi = max(hi, min(lo + 1, widest))
+    hi = min(hi, widest)
     halve_next = False
     while hi - lo > 1:
         width = (lo + hi) // 2

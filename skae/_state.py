@@ -47,6 +47,16 @@ OPTIMIZER_STATE = {
 }
 
 
+def split_indices(n_samples, validation_size, generator):
+    """Return (training rows, held-out rows) of the early-stopping split.
+
+    The one rule of the split: the first `validation_size` of a permutation
+    drawn from `generator` are held out.
+    """
+    order = torch.randperm(n_samples, generator=generator)
+    return order[validation_size:], order[:validation_size]
+
+
 class Diverged(Exception):
     """Training blew up: a non-finite or exploding loss, or non-finite weights."""
 
@@ -102,6 +112,11 @@ class History:
     # What the last fit, partial_fit or resume ran: its seconds, its arithmetic.
     fit_time: float | None = None
     precision: str | None = None
+    # The explained variance of the held-out rows, when the fit measured it
+    # itself: a fit that returns PCA of all the rows has trained on them, so it
+    # is measured before, with PCA of the training rows. Not saved: the
+    # estimator publishes it as explained_variance_score_.
+    held_out_explained_variance: float | None = None
 
     @property
     def n_iter(self):
@@ -382,7 +397,12 @@ class TrainingState:
         For a fit in which no epoch validated better than its PCA start (fitted
         on the training rows): what it returns is then PCA of all the rows.
         """
-        basis = principal_axes(X, self.architecture["n_components"], sample_weight)
+        self.restart_from_basis(
+            principal_axes(X, self.architecture["n_components"], sample_weight)
+        )
+
+    def restart_from_basis(self, basis):
+        """Make the model the PCA of `basis`, (components, mean), exactly."""
         set_pca_paths(*pca_linear_paths(self.encoder, self.decoder), *basis)
         for module in self.modules:
             if isinstance(module, LinearResidual):

@@ -16,7 +16,7 @@ from torch.nn import functional
 
 from skae._missing import masked_evaluation, masked_loss
 from skae._modules import split_last_activation
-from skae._sparse import batch_rows
+from skae._sparse import DENSE_BATCH_ENTRIES, batch_rows
 from skae._torch_utils import module_device
 
 SOLVERS = ("adam", "adamw", "sgd")
@@ -32,6 +32,10 @@ INFERENCE_BATCH_SIZE = 4096
 # when its threads split the rows: 256 left 2 of every 6 rows to another kernel
 # on AVX2 (docs/user_guide/performance.rst has the measurements).
 INFERENCE_CHUNK_ROWS = 384
+# Wider rows go in fewer at a time, so that a chunk holds at most about
+# DENSE_BATCH_ENTRIES values (16 MB), but always a multiple of 48 rows (whole
+# blocks of 6 and of 16): the chunk's shape is still fixed for a given width.
+CHUNK_ROW_MULTIPLE = 48
 # Learning rate of the PCA paths of a PCA start, as a fraction of the others'.
 # They start optimal, so their gradients are tiny, but Adam normalises every
 # step to about the learning rate: at full rate the first epochs move them as
@@ -490,22 +494,22 @@ def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
     """Run `module` over the rows of the array `X`, a fixed-shape chunk at a time.
 
     Every row goes through the module in a chunk of exactly
-    ``INFERENCE_CHUNK_ROWS`` rows, copied into one 64-byte-aligned float32
-    buffer (the last chunk padded with zeros), so each row's result has the
-    same bits whichever rows come with it, in any order and in any number:
-    the matrix products always run with the same shape and alignment, and so
-    through the same kernel (MKL picks another sgemm kernel for another number
-    of rows on Intel CPUs). Only one chunk of `X` is converted at a time, so
-    `X` can be a memory map far larger than memory, or a scipy.sparse matrix.
-    Each result is copied once, straight into one preallocated array of dtype
-    `out_dtype` (default: `X`'s dtype).
+    ``chunk_rows(n_features)`` rows (384, fewer for very wide rows), copied into one
+    64-byte-aligned float32 buffer (the last chunk padded with zeros), so each row's
+    result has the same bits whichever rows come with it, in any order and in any
+    number: the matrix products always run with the same shape and alignment, and so
+    through the same kernel (MKL picks another sgemm kernel for another number of
+    rows on Intel CPUs). Only one chunk of `X` is converted at a time, so `X` can be
+    a memory map far larger than memory, or a scipy.sparse matrix. Each result is
+    copied once, straight into one preallocated array of dtype `out_dtype` (default:
+    `X`'s dtype).
 
     Returns
     -------
     out : ndarray of shape (n_samples, n_outputs)
     """
     n_samples, n_features = X.shape
-    chunk = INFERENCE_CHUNK_ROWS
+    chunk = chunk_rows(n_features)
     # Rows are converted on the host, in NumPy, whatever the model's device.
     staging = torch.empty((chunk, n_features), dtype=torch.float32)
     inputs = staging if torch.device(device).type == "cpu" else None
@@ -526,6 +530,13 @@ def apply_in_batches(module, X, *, device="cpu", out_dtype=None):
         width = _output_width(module, staging, device)
         out = np.empty((0, width), dtype=out_dtype or X.dtype)
     return out
+
+
+def chunk_rows(n_features):
+    """Return the rows of an inference chunk for rows of `n_features` values."""
+    fitting = DENSE_BATCH_ENTRIES // max(n_features, 1)
+    rows = fitting // CHUNK_ROW_MULTIPLE * CHUNK_ROW_MULTIPLE
+    return max(CHUNK_ROW_MULTIPLE, min(INFERENCE_CHUNK_ROWS, rows))
 
 
 def _fill_chunk(staging, rows):

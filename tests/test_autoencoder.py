@@ -1,5 +1,6 @@
 import functools
 import itertools
+import math
 import pickle
 
 import numpy as np
@@ -498,5 +499,7 @@ def test_a_rows_answer_has_the_same_bits_whatever_rows_come_with_it(
         assert_array_equal(method(data[::-1])[::-1], together, err_msg=name)
     monkeypatch.setattr(_training, "INFERENCE_BATCH_SIZE", 7)
     assert_array_equal(ae.transform(X), codes)
-    # score is the mean of score_samples, so a subset's score is that subset's mean.
-    assert ae.score(X[:20]) == np.mean(ae.score_samples(X)[:20])
+    # score is the exactly summed mean of score_samples: a subset's score is that
+    # subset's mean, in any order.
+    assert ae.score(X[:20]) == math.fsum(ae.score_samples(X)[:20]) / 20
+    assert ae.score(X[::-1]) == ae.score(X)

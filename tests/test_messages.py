@@ -247,3 +247,40 @@ def test_a_row_without_observed_entries_is_coded_as_the_means_reconstruction():
     np.testing.assert_allclose(codes[:1], expected, rtol=1e-5, atol=1e-6)
     # Not the code of the column means themselves: one round away from it.
     assert not np.allclose(codes[0], ae.transform(means[None])[0], atol=1e-6)
+
+
+def test_predict_is_gone_and_its_error_names_reconstruct():
+    ae = fitted(complete_rows())
+    assert not hasattr(ae, "predict")
+    with pytest.raises(AttributeError, match=r"no predict.*reconstruct\(X\)"):
+        ae.predict(complete_rows())
+    with pytest.raises(AttributeError, match="has no attribute 'colour'"):
+        ae.colour  # noqa: B018
+
+
+@pytest.mark.parametrize("version", ["", "unknown", "v9.0.0"])
+def test_a_file_naming_no_version_number_loads_with_a_warning(
+    model_file, tmp_path, version
+):
+    path, _ = model_file
+    odd = rewrite_versions(path, tmp_path, {"skae": version})
+    with pytest.warns(UserWarning, match="not a version number"):
+        skae.load(odd)
+
+
+def test_compare_says_which_option_gives_a_width_search_enough_rows(tmp_path, capsys):
+    from skae._cli import main
+
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "compare",
+                "--variance",
+                "0.9",
+                "--train-size",
+                "10",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+    assert "--train-size 11 or more" in capsys.readouterr().err

@@ -159,6 +159,20 @@ def test_apply_in_batches_is_invariant_to_the_rows_around_and_their_number(
     np.testing.assert_allclose(together, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_wide_rows_go_in_smaller_chunks_of_a_fixed_shape():
+    import scipy.sparse
+
+    assert _training.chunk_rows(784) == _training.INFERENCE_CHUNK_ROWS
+    assert _training.chunk_rows(20_000) == 192
+    assert _training.chunk_rows(2**20) == 48
+    module = build_mlp([20_000, 3], "relu", "identity", make_generator(0))
+    X = scipy.sparse.random(400, 20_000, density=0.001, format="csr", random_state=0)
+    together = apply_in_batches(module, X)
+    alone = np.vstack([apply_in_batches(module, X[i : i + 1]) for i in range(5)])
+    np.testing.assert_array_equal(alone, together[:5])
+    np.testing.assert_array_equal(apply_in_batches(module, X[::-1])[::-1], together)
+
+
 @pytest.mark.parametrize(
     "layout",
     ["float32", "float32 read-only", "float32 Fortran", "float32 strided", "sparse"],
