@@ -191,6 +191,11 @@ def compare(models, X_train, X_test, *, verbose=False):
                 "to name them."
             )
         models = dict(zip(names, models, strict=True))
+    if not models:
+        raise ValueError(
+            "models is empty: pass at least one transformer, e.g. "
+            '{"pca": PCA(30), "ae": MLPAutoencoder(30)}.'
+        )
     # Everything that can be refused is refused before any model is fitted.
     X_test_array = _complete_array(X_test, "X_test")
     if np.isnan(check_array(X_train, ensure_all_finite="allow-nan")).any():
@@ -226,10 +231,7 @@ def compare(models, X_train, X_test, *, verbose=False):
             {
                 "name": name,
                 "model": type(model).__name__,
-                # The width fitted: a fraction of the variance resolved.
-                "n_components": getattr(
-                    model, "n_components_", getattr(model, "n_components", None)
-                ),
+                "n_components": _fitted_width(model),
                 "test_mse": mse,
                 "squared_error_per_image": mse * X_test_array.shape[1],
                 "fit_seconds": fit_seconds,
@@ -238,6 +240,14 @@ def compare(models, X_train, X_test, *, verbose=False):
             }
         )
     return pd.DataFrame(rows).set_index("name")
+
+
+def _fitted_width(model):
+    """Return the width a fitted reducer (or a pipeline's last step) kept."""
+    if hasattr(model, "steps"):
+        model = model.steps[-1][1]
+    # The width fitted: a fraction of the variance resolved.
+    return getattr(model, "n_components_", getattr(model, "n_components", None))
 
 
 def _complete_array(X, name):

@@ -23,6 +23,7 @@ float32 range, the graph returns NaN or infinity.
 """
 
 import os
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,13 @@ def to_onnx(estimator, X_sample=None, *, part="encoder", path=None, target_opset
 
 def _check_opset(target_opset):
     """Refuse an opset older than the operators skae's graphs use."""
+    if target_opset is not None and (
+        isinstance(target_opset, bool) or not isinstance(target_opset, Integral)
+    ):
+        raise TypeError(
+            f"target_opset={target_opset!r} should be an int (an ONNX opset, "
+            f"{MIN_OPSET} or later) or None."
+        )
     if target_opset is not None and target_opset < MIN_OPSET:
         raise ValueError(
             f"target_opset={target_opset} is older than skae's graphs need: they "

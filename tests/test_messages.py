@@ -284,3 +284,25 @@ def test_compare_says_which_option_gives_a_width_search_enough_rows(tmp_path, ca
             ]
         )
     assert "--train-size 11 or more" in capsys.readouterr().err
+
+
+def test_compare_refuses_no_models_and_shows_a_pipelines_width():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = complete_rows(80, 8)
+    with pytest.raises(ValueError, match="models is empty"):
+        compare({}, X[:60], X[60:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = make_pipeline(StandardScaler(), MLPAutoencoder(0.9, max_iter=1))
+        table = compare({"pipeline": pipeline}, X[:60], X[60:])
+    assert table.loc["pipeline", "n_components"] == pipeline[-1].n_components_
+
+
+def test_onnx_opset_that_is_not_an_int_is_named():
+    pytest.importorskip("skl2onnx")
+    from skae.onnx import to_onnx
+
+    with pytest.raises(TypeError, match="target_opset='x' should be an int"):
+        to_onnx(fitted(complete_rows().astype(np.float32)), target_opset="x")
