@@ -20,6 +20,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skae._config import FitConfig
 from skae._fitting import _TrainingData, fit_once, resume_fit
 from skae._missing import ObservedEncoder, reconstructor
 from skae._modules import ACTIVATIONS
@@ -506,7 +507,11 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         started = time.perf_counter()
         if is_fraction(self.n_components):
             return fit_by_variance(self, X, sample_weight, started)
-        fit_once(self, X, sample_weight, incremental=False, started=started)
+        fit_once(
+            *self._fit_inputs(X, sample_weight, continuing=self.warm_start),
+            incremental=False,
+            started=started,
+        )
         self._publish_measured(X, sample_weight)
         return self
 
@@ -535,7 +540,12 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             The updated estimator.
         """
         check_known_width(self, "partial_fit")
-        fit_once(self, X, sample_weight, incremental=True, started=time.perf_counter())
+        started = time.perf_counter()
+        fit_once(
+            *self._fit_inputs(X, sample_weight, continuing=True),
+            incremental=True,
+            started=started,
+        )
         self._publish_sizing(None, None)
         return self
 
@@ -563,7 +573,36 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : MLPAutoencoder
             The fitted estimator.
         """
-        return resume_fit(self, X, sample_weight)
+        started = time.perf_counter()
+        check_is_fitted(self)
+        check_known_width(self, "resume")
+        if not self._state.unfinished:
+            raise ValueError(
+                "Nothing to resume: the last fit of this MLPAutoencoder ran to its "
+                "end. To train further, set warm_start=True and call fit, or call "
+                "partial_fit."
+            )
+        data = self._check_training_input(X, sample_weight, reset=False)
+        resume_fit(
+            self._fit_config(), data, self._state, _Hooks(self, data.features), started
+        )
+        self._publish_measured(X, sample_weight)
+        return self
+
+    def _fit_inputs(self, X, sample_weight, continuing):
+        """Validate X into (config, data, state to continue or None, hooks)."""
+        previous = None
+        if continuing and "_state" in self.__dict__:
+            previous = self._state
+        data = self._check_training_input(X, sample_weight, reset=previous is None)
+        return self._fit_config(), data, previous, _Hooks(self, data.features)
+
+    def _fit_config(self):
+        """Return the frozen parameters of one fit: what `skae._fitting` reads."""
+        return FitConfig(
+            **{name: getattr(self, name) for name in FitConfig.names()},
+            params=self._training_params(),
+        )
 
     def _training_params(self):
         """Return the parameters a fit's plan depends on, as JSON values."""
@@ -642,10 +681,6 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         for name in [name for name in self.__dict__ if _is_fitted(name)]:
             del self.__dict__[name]
         self.__dict__.update(attributes)
-
-    def _batch(self, parts):
-        """Rows per optimisation step: batch_size clipped to the training rows."""
-        return min(self.batch_size, parts.X.shape[0])
 
     def save(self, path):
         """Write the model to `path` in skae's safe file format.
@@ -1000,6 +1035,37 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         check_sparse_complete(X)
         check_float32_range(X)
         return X
+
+
+class _Hooks:
+    """What the fit procedure calls back: the estimator's side of a fit."""
+
+    def __init__(self, estimator, features):
+        self.estimator = estimator
+        self.features = features
+
+    def publish(self, state):
+        """Make the estimator describe `state`."""
+        self.estimator._publish(state, self.features)
+
+    def save(self):
+        """Return the fitted attributes, to put back with `restore`."""
+        return self.estimator._fitted_attributes()
+
+    def restore(self, saved):
+        """Put back the fitted attributes `save` returned."""
+        self.estimator._restore_attributes(saved)
+
+    def epoch_end(self, record):
+        """Run every user callback on the epoch; return whether one asked to stop.
+
+        Only True stops: a callback may return anything else, an array
+        included. Every callback sees the epoch, even after one asked to stop.
+        """
+        stop = False
+        for callback in self.estimator.callbacks or ():
+            stop = (callback(self.estimator, record) is True) or stop
+        return stop
 
 
 def _is_fitted(name):

@@ -1,11 +1,11 @@
-"""How a fit runs: validate into locals, train a copy of the state, then commit.
+"""How a fit runs: prepare in locals, train a copy of the state, then commit.
 
 `MLPAutoencoder` is the face; this module is the procedure behind its `fit`,
-`partial_fit` and `resume`. Everything is validated and prepared in locals
-(the training data, the early-stopping split, the plan, the precision), a copy
-of the training state is trained, and only `MLPAutoencoder._publish` writes the
-estimator's fitted attributes, so a refused or failed call leaves a fitted
-model as it was.
+`partial_fit` and `resume`. It never sees the estimator: it reads a frozen
+`skae._config.FitConfig`, the validated data and the state to continue, and
+calls back through `hooks` (publish a state, run the user's callbacks, save and
+put back the fitted attributes), so that only the estimator writes its fitted
+attributes and a refused or failed call leaves a fitted model as it was.
 """
 
 import hashlib
@@ -17,14 +17,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted
 
 from skae._budget import TimeBudget, check_max_time
 from skae._missing import column_fill, principal_axes, reconstructor
 from skae._precision import choose_precision
 from skae._progress import batch_progress_bar, print_progress_line, report_epoch
 from skae._selection import beats_pca
-from skae._sizing import check_known_width, explained_variance_of_rows
+from skae._sizing import explained_variance_of_rows
 from skae._sparse import rows_for_training, take_rows, update_digest
 from skae._state import Diverged, Plan, StoppingRule, TrainingState, split_indices
 from skae._torch_utils import make_generator, resolve_device
@@ -36,23 +35,12 @@ from skae._validation import (
 )
 
 
-def resume_fit(estimator, X, sample_weight):
-    """Finish the interrupted fit of `estimator` on X: `MLPAutoencoder.resume`."""
-    started = time.perf_counter()
-    check_is_fitted(estimator)
-    check_known_width(estimator, "resume")
-    state = estimator._state
-    if not state.unfinished:
-        raise ValueError(
-            "Nothing to resume: the last fit of this MLPAutoencoder ran to its "
-            "end. To train further, set warm_start=True and call fit, or call "
-            "partial_fit."
-        )
-    data = estimator._check_training_input(X, sample_weight, reset=False)
+def resume_fit(config, data, state, hooks, started):
+    """Finish the interrupted fit whose `state` this is, on validated `data`."""
     check_same_architecture(state.architecture, data.architecture)
     plan = state.plan
     held_out = (
-        check_validation_size(estimator, data.n_samples) if plan.validation_size else 0
+        check_validation_size(config, data.n_samples) if plan.validation_size else 0
     )
     if held_out != plan.validation_size:
         raise ValueError(
@@ -63,7 +51,7 @@ def resume_fit(estimator, X, sample_weight):
     if plan.params is not None:
         changed = {
             name: (value, plan.params[name])
-            for name, value in estimator._training_params().items()
+            for name, value in config.params.items()
             if name in plan.params and value != plan.params[name]
         }
         if changed:
@@ -80,15 +68,16 @@ def resume_fit(estimator, X, sample_weight):
             "resume needs the training data (and sample weights) of the "
             "interrupted fit, but X differs from it."
         )
-    device = resolve_device(estimator.device)
+    device = resolve_device(config.device)
     parts = _split(data, plan.validation_size, plan.split_generator(), device)
     # Train a copy: a resume that fails leaves this model as it was.
     working = state.copy().to(device)
-    scheduler = working.start_plan(plan, estimator.learning_rate_init, working.stopping)
+    scheduler = working.start_plan(plan, config.learning_rate_init, working.stopping)
     # A fit cut short right after its stopping rule fired has no epochs left.
     remaining = plan.last_epoch - working.history.n_iter
-    _train(
-        estimator,
+    return _train(
+        config,
+        hooks,
         working,
         parts,
         data,
@@ -98,39 +87,36 @@ def resume_fit(estimator, X, sample_weight):
         started=started,
         # The arithmetic the interrupted fit chose, "auto" included.
         precision=working.history.precision
-        or _resolve_precision(estimator, working, parts, None),
+        or _resolve_precision(config, working, parts, None),
     )
-    estimator._publish_measured(X, sample_weight)
-    return estimator
 
 
-def fit_once(estimator, X, sample_weight, incremental, started):
-    """Validate everything into locals, then train a new or copied state."""
-    max_time = None if incremental else check_max_time(estimator.max_time)
-    previous = None
-    if (incremental or estimator.warm_start) and "_state" in estimator.__dict__:
-        previous = estimator._state
-    data = estimator._check_training_input(X, sample_weight, reset=previous is None)
+def fit_once(config, data, previous, hooks, incremental, started):
+    """Prepare everything in locals, then train a new state or a copy of `previous`.
+
+    `previous` is the state a warm start or partial_fit continues, else None.
+    """
+    max_time = None if incremental else check_max_time(config.max_time)
     if previous is not None:
         check_same_architecture(previous.architecture, data.architecture)
-    if incremental and estimator.early_stopping is True:
+    if incremental and config.early_stopping is True:
         raise ValueError(
             "partial_fit does not support early_stopping=True: it trains on "
             "every row it is given. Use early_stopping=False (or 'auto') with "
             "partial_fit, or fit."
         )
-    device = resolve_device(estimator.device)
+    device = resolve_device(config.device)
     validation_size = 0
-    if not incremental and early_stopping_on(estimator, data.n_samples):
-        validation_size = check_validation_size(estimator, data.n_samples)
+    if not incremental and early_stopping_on(config, data.n_samples):
+        validation_size = check_validation_size(config, data.n_samples)
 
     if previous is None:
-        generator = make_generator(estimator.random_state)
+        generator = make_generator(config.random_state)
         split = _new_split(data.n_samples, validation_size, generator)
         try:
             parts = _split(data, validation_size, split, device)
         except _ZeroWeightSplit:
-            if estimator.early_stopping != "auto":
+            if config.early_stopping != "auto":
                 raise
             # "auto" holds out rows only where both sides can be weighed.
             validation_size, split = 0, None
@@ -158,29 +144,26 @@ def fit_once(estimator, X, sample_weight, incremental, started):
     elif history.best_loss is None:
         history.best_loss = np.inf
 
-    state.use_optimizer(
-        estimator.solver, estimator.learning_rate_init, estimator.momentum
-    )
-    n_epochs = 1 if incremental else estimator.max_iter
-    schedule = "constant" if incremental else estimator.learning_rate
-    stopping = StoppingRule(
-        validation_size > 0, estimator.tol, estimator.n_iter_no_change
-    )
+    state.use_optimizer(config.solver, config.learning_rate_init, config.momentum)
+    n_epochs = 1 if incremental else config.max_iter
+    schedule = "constant" if incremental else config.learning_rate
+    stopping = StoppingRule(validation_size > 0, config.tol, config.n_iter_no_change)
     if validation_size:
-        _offer_start(estimator, stopping, state, previous, parts, _fill(state, data))
+        _offer_start(config, stopping, state, previous, parts, _fill(state, data))
     plan = Plan(
         schedule=schedule,
-        total_steps=n_epochs * n_batches(parts.X.shape[0], estimator._batch(parts)),
+        total_steps=n_epochs * n_batches(parts.X.shape[0], _batch(config, parts)),
         last_epoch=history.n_iter + n_epochs,
         validation_size=validation_size,
         split_seed=split["seed"] if validation_size else None,
-        params=None if incremental else estimator._training_params(),
+        params=None if incremental else config.params,
         data_digest=None if incremental else _digest(data),
         max_time=max_time,
     )
-    scheduler = state.start_plan(plan, estimator.learning_rate_init, stopping)
+    scheduler = state.start_plan(plan, config.learning_rate_init, stopping)
     return _train(
-        estimator,
+        config,
+        hooks,
         state,
         parts,
         data,
@@ -188,14 +171,19 @@ def fit_once(estimator, X, sample_weight, incremental, started):
         n_epochs=n_epochs,
         resumable=not incremental,
         started=started,
-        precision=_resolve_precision(estimator, state, parts, previous),
+        precision=_resolve_precision(config, state, parts, previous),
     )
 
 
-def _resolve_precision(estimator, state, parts, previous):
+def _batch(config, parts):
+    """Rows per optimisation step: batch_size clipped to the training rows."""
+    return min(config.batch_size, parts.X.shape[0])
+
+
+def _resolve_precision(config, state, parts, previous):
     """Return the arithmetic to train in: "auto" resolved on this model."""
-    if estimator.precision != "auto":
-        return estimator.precision
+    if config.precision != "auto":
+        return config.precision
     if previous is not None and previous.history.precision is not None:
         # A warm start or partial_fit continues in the arithmetic chosen.
         return previous.history.precision
@@ -203,13 +191,13 @@ def _resolve_precision(estimator, state, parts, previous):
         state.encoder,
         state.decoder,
         parts.X,
-        batch_size=estimator._batch(parts),
-        loss=estimator.loss,
-        solver=estimator.solver,
+        batch_size=_batch(config, parts),
+        loss=config.loss,
+        solver=config.solver,
     )
 
 
-def _offer_start(estimator, stopping, state, previous, parts, fill):
+def _offer_start(config, stopping, state, previous, parts, fill):
     """Make the model a fit starts from a candidate of early stopping.
 
     The PCA start of a new model, or the best model of the previous fit when
@@ -232,7 +220,7 @@ def _offer_start(estimator, stopping, state, previous, parts, fill):
         state.encoder,
         state.decoder,
         parts.X_validation,
-        estimator.loss,
+        config.loss,
         parts.validation_weight,
         fill=fill,
     )
@@ -241,31 +229,41 @@ def _offer_start(estimator, stopping, state, previous, parts, fill):
 
 
 def _train(
-    estimator, state, parts, data, *, scheduler, n_epochs, resumable, started, precision
+    config,
+    hooks,
+    state,
+    parts,
+    data,
+    *,
+    scheduler,
+    n_epochs,
+    resumable,
+    started,
+    precision,
 ):
-    """Run the epochs on `state`, then commit it as the fitted model.
+    """Run the epochs on `state`, publishing it through `hooks`; return it.
 
     Ctrl-C keeps the last whole epoch (resumable with `resume`); any other
-    failure, divergence included, puts back the estimator as it was. A plan
-    with a time budget is re-sized to what the time left affords after every
-    epoch.
+    failure, divergence included, puts back the fitted attributes as they
+    were (``hooks.restore``). A plan with a time budget is re-sized to what
+    the time left affords after every epoch.
     """
     plan = state.plan
     budget = None
     if plan is not None and plan.max_time is not None:
         budget = TimeBudget(plan.max_time, started)
     planned_last = None if plan is None else plan.last_epoch
-    steps_per_epoch = n_batches(parts.X.shape[0], estimator._batch(parts))
+    steps_per_epoch = n_batches(parts.X.shape[0], _batch(config, parts))
     state.history.precision = precision
     state.history.held_out_explained_variance = None
     weights = parts.weight
     if weights is not None:
         weights = (weights / weights.mean()).to(parts.X.device)
     fill = _fill(state, data)
-    loss_scale = state.loss_scale(parts.X, estimator.loss, fill)
-    before = estimator._fitted_attributes()
+    loss_scale = state.loss_scale(parts.X, config.loss, fill)
+    before = hooks.save()
     # Commit: from here on the estimator describes this fit.
-    estimator._publish(state, data.features)
+    hooks.publish(state)
     last_whole_epoch = state.snapshot()
 
     def end_epoch(record):
@@ -274,22 +272,18 @@ def _train(
         last = state.plan.last_epoch
         stop = state.end_epoch(record, scheduler, budget, steps_per_epoch)
         state.history.fit_time = time.perf_counter() - started
-        if estimator.verbose and state.plan.last_epoch != last:
+        if config.verbose and state.plan.last_epoch != last:
             print_progress_line(
-                f"max_time={estimator.max_time:g} s: the time left affords "
+                f"max_time={config.max_time:g} s: the time left affords "
                 f"{state.plan.last_epoch} epochs in all"
             )
         # Where Ctrl-C falls back to, and what a Checkpoint callback saves.
         last_whole_epoch = state.snapshot()
-        estimator._publish(state, data.features)
-        if estimator.verbose:
+        hooks.publish(state)
+        if config.verbose:
             report_epoch(record, stop, state.stopping)
-        for callback in estimator.callbacks or ():
-            # Only True stops: a callback may return anything else, an array
-            # included. Every callback sees the epoch, even after one asked
-            # to stop.
-            stop = (callback(estimator, record) is True) or stop
-        return stop
+        # Every callback sees the epoch, even after one asked to stop.
+        return hooks.epoch_end(record) or stop
 
     if budget is not None:
         budget.start(state.history.n_iter, cap=planned_last)
@@ -300,10 +294,10 @@ def _train(
             parts.X,
             optimizer=state.optimizer,
             n_epochs=n_epochs,
-            batch_size=estimator._batch(parts),
-            loss=estimator.loss,
-            alpha=estimator.alpha,
-            shuffle=estimator.shuffle,
+            batch_size=_batch(config, parts),
+            loss=config.loss,
+            alpha=config.alpha,
+            shuffle=config.shuffle,
             generator=state.generator,
             sample_weight=weights,
             X_validation=parts.X_validation,
@@ -313,8 +307,8 @@ def _train(
             first_epoch=state.history.n_iter,
             on_epoch_end=end_epoch,
             batch_progress=(
-                partial(batch_progress_bar, estimator.max_iter)
-                if estimator.verbose >= 2
+                partial(batch_progress_bar, config.max_iter)
+                if config.verbose >= 2
                 else None
             ),
             precision=precision,
@@ -325,7 +319,7 @@ def _train(
         state.restore(last_whole_epoch)
         if not resumable:
             state.finish()
-        estimator._publish(state, data.features)
+        hooks.publish(state)
         warnings.warn(
             "Training interrupted by user. The model keeps the weights of "
             f"epoch {state.history.n_iter}"
@@ -333,17 +327,17 @@ def _train(
             UserWarning,
             stacklevel=3,
         )
-        return estimator
+        return state
     except Diverged as diverged:
-        estimator._restore_attributes(before)
+        hooks.restore(before)
         raise ValueError(
             f"Training diverged at epoch {diverged.epoch + 1}: {diverged.reason}. "
             "The model is left as it was before this call. Scale X (e.g. "
             "StandardScaler, or divide pixels by 255) or lower "
-            f"learning_rate_init (now {estimator.learning_rate_init})."
+            f"learning_rate_init (now {config.learning_rate_init})."
         ) from None
     except BaseException:
-        estimator._restore_attributes(before)
+        hooks.restore(before)
         raise
     stopping = state.stopping
     budgeted_last = None if state.plan is None else state.plan.last_epoch
@@ -364,13 +358,13 @@ def _train(
             state.restart_from_pca(rows_for_training(data.X, state.device), weight)
             state.history.best_validation_score = statistics["pca_score"]
     state.history.fit_time = time.perf_counter() - started
-    estimator._publish(state, data.features)
+    hooks.publish(state)
     if resumable and not stopping.stopped:
-        limit = f"Maximum iterations ({estimator.max_iter})"
+        limit = f"Maximum iterations ({config.max_iter})"
         if budgeted_last is not None and budgeted_last < planned_last:
             n_iter = state.history.n_iter
             limit = (
-                f"Time budget (max_time={estimator.max_time:g} seconds, "
+                f"Time budget (max_time={config.max_time:g} seconds, "
                 f"{n_iter} epoch{'' if n_iter == 1 else 's'})"
             )
         warnings.warn(
@@ -379,7 +373,7 @@ def _train(
             ConvergenceWarning,
             stacklevel=3,
         )
-    return estimator
+    return state
 
 
 def _start_explained_variance(state, parts, data):
