@@ -506,7 +506,16 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         started = time.perf_counter()
         if is_fraction(self.n_components):
-            return fit_by_variance(self, X, sample_weight, started)
+            data = self._check_training_input(X, sample_weight, reset=True)
+            fitted, explained, record = fit_by_variance(
+                self, data, sample_weight, started
+            )
+            # The search's seconds, every width tried, are what this fit took.
+            fitted._state.history.fit_time = time.perf_counter() - started
+            # Commit: the chosen clone's fitted state becomes the estimator's.
+            self._publish(fitted._state, fitted._features())
+            self._publish_sizing(explained, record)
+            return self
         fit_once(
             *self._fit_inputs(X, sample_weight, continuing=self.warm_start),
             incremental=False,

@@ -140,13 +140,14 @@ def _observed_mean(X, weights):
         return np.where(counts > 0, sums / counts, 0.0)
 
 
-def fit_by_variance(estimator, X, sample_weight, started):
-    """Fit `estimator` at the smallest width explaining n_components of X's variance.
+def fit_by_variance(estimator, data, sample_weight, started):
+    """Find the smallest width explaining n_components of the data's variance.
 
-    Validates everything and tries every width on clones; the estimator changes
-    only once the search has found its width. A ``max_time`` is shared among
-    the widths: each fit gets the time left divided by the fits the bracket
-    may still need.
+    Checks what the search needs of the validated `data` and tries every width
+    on clones of `estimator`, which it never changes. Returns (the chosen
+    fitted clone, its explained variance, the record of every width tried):
+    the estimator publishes them. A ``max_time`` is shared among the widths:
+    each fit gets the time left divided by the fits the bracket may still need.
     """
     fraction = float(estimator.n_components)
     if estimator.warm_start and "_state" in estimator.__dict__:
@@ -156,7 +157,6 @@ def fit_by_variance(estimator, X, sample_weight, started):
             f"Set n_components={estimator.n_components_} (the width found) to "
             "continue, or warm_start=False to search again."
         )
-    data = estimator._check_training_input(X, sample_weight, reset=True)
     X = data.X
     if data.missing or scipy.sparse.issparse(X):
         raise ValueError(
@@ -237,13 +237,7 @@ def fit_by_variance(estimator, X, sample_weight, started):
             UserWarning,
             stacklevel=4,
         )
-    fitted = chosen.estimator
-    # The search's seconds, every width tried, are what this fit took.
-    fitted._state.history.fit_time = time.perf_counter() - started
-    # Commit: the chosen clone's fitted state becomes the estimator's.
-    estimator._publish(fitted._state, fitted._features())
-    estimator._publish_sizing(chosen.explained_variance, search.record)
-    return estimator
+    return chosen.estimator, chosen.explained_variance, search.record
 
 
 class _Candidate:
@@ -295,7 +289,10 @@ class _WidthSearch:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fitted.fit(self.X, sample_weight=self.sample_weight)
-        if fitted._state.unfinished:
+        interrupted = any(
+            "Training interrupted by user" in str(warning.message) for warning in caught
+        )
+        if interrupted:
             # Ctrl-C: the search stops here, and the clone's advice to resume it
             # would be wrong: the estimator is left as it was.
             warnings.warn(
