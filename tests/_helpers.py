@@ -3,6 +3,7 @@
 import hashlib
 
 import numpy as np
+import pytest
 import scipy.sparse
 import torch
 
@@ -91,6 +92,18 @@ def interrupt_after_epoch(epoch):
             raise KeyboardInterrupt
 
     return callback
+
+
+def assert_resume_equals_a_fit_never_stopped(make, X, max_iter, stop_after):
+    """Ctrl-C after epoch `stop_after`, then resume: the fit of `make()` unstopped."""
+    straight = make(max_iter=max_iter).fit(X)
+    ae = make(max_iter=max_iter, callbacks=[interrupt_after_epoch(stop_after)])
+    with pytest.warns(UserWarning, match="call resume"):
+        ae.fit(X)
+    assert ae.n_iter_ == stop_after + 1
+    ae.resume(X)
+    assert ae.loss_curve_ == straight.loss_curve_
+    np.testing.assert_array_equal(ae.transform(X), straight.transform(X))
 
 
 class InterruptAt:

@@ -16,7 +16,10 @@ from skae._missing import masked_loss, pca_with_missing
 from skae._modules import build_autoencoder, pca_basis
 
 import _helpers
-from _helpers import fingerprint, interrupt_after_epoch
+from _helpers import (
+    assert_resume_equals_a_fit_never_stopped,
+    fingerprint,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -188,14 +191,7 @@ def test_partial_fit_with_missing_entries_learns():
 
 def test_resume_with_missing_entries_equals_an_uninterrupted_fit():
     X = with_holes(low_rank())
-    straight = tiny(max_iter=4).fit(X)
-    ae = tiny(max_iter=4, callbacks=[interrupt_after_epoch(1)])
-    with pytest.warns(UserWarning, match="call resume"):
-        ae.fit(X)
-    assert ae.n_iter_ == 2
-    ae.resume(X)
-    assert ae.loss_curve_ == straight.loss_curve_
-    np.testing.assert_array_equal(ae.transform(X), straight.transform(X))
+    assert_resume_equals_a_fit_never_stopped(tiny, X, max_iter=4, stop_after=1)
 
 
 # promise: missing.rst / AutoencoderImputer

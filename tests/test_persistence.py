@@ -19,7 +19,7 @@ from skae._persistence import _atomic_write, _read_header, _with_digest
 from skae.callbacks import Checkpoint
 
 import _helpers
-from _helpers import interrupt_after_epoch
+from _helpers import assert_resume_equals_a_fit_never_stopped
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -323,14 +323,7 @@ def test_five_plus_five_epochs_equal_ten_bit_for_bit(tmp_path, X_small, params):
 
 # promise: failures.rst / Ctrl-C and ``resume``
 def test_resume_after_ctrl_c_equals_an_uninterrupted_fit(X_small):
-    straight = tiny(max_iter=6).fit(X_small)
-    ae = tiny(max_iter=6, callbacks=[interrupt_after_epoch(2)])
-    with pytest.warns(UserWarning, match="call resume"):
-        ae.fit(X_small)
-    assert ae.n_iter_ == 3
-    ae.resume(X_small)
-    assert ae.loss_curve_ == straight.loss_curve_
-    assert_array_equal(ae.transform(X_small), straight.transform(X_small))
+    assert_resume_equals_a_fit_never_stopped(tiny, X_small, max_iter=6, stop_after=2)
 
 
 def test_resume_refuses_a_finished_fit(X_small):
