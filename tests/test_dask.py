@@ -146,3 +146,37 @@ def test_missing_entries_through_incremental_and_parallel_post_fit(client, X):
     Z = wrappers.ParallelPostFit(local).transform(X_dask).compute()
     assert np.isfinite(Z).all()
     assert_allclose(Z, local.transform(holed), rtol=1e-5, atol=1e-6)
+
+
+# promise: dask.rst / Inference on the workers
+def test_scattered_model_mapped_over_blocks_gives_the_codes_of_transform(
+    client, X_small
+):
+    import torch
+
+    X = X_small.astype(np.float32)
+    ae = tiny(max_iter=2).fit(X)
+    X_dask = da.from_array(X, chunks=50)
+    model = client.scatter(ae, broadcast=True)
+    codes = da.map_blocks(
+        lambda block, est: est.transform(block),
+        X_dask,
+        model,
+        chunks=(X_dask.chunks[0], (ae.n_components,)),
+        dtype=X_dask.dtype,
+    )
+    worker_threads = set(client.run(torch.get_num_threads).values())
+    codes = codes.compute()
+    # performance.rst promises a row the same bits whatever rows come with it,
+    # on one machine with the same number of threads. The workers run torch
+    # with threads_per_worker=1 thread, so the reference is computed here with
+    # as many threads as they use; then the codes must be the same bits.
+    (n_threads,) = worker_threads
+    before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        expected = ae.transform(X)
+    finally:
+        torch.set_num_threads(before)
+    assert codes.shape == (200, 2) and codes.dtype == np.float32
+    assert_array_equal(codes, expected)

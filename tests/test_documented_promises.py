@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse
-import torch
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -36,50 +35,6 @@ tiny = functools.partial(_helpers.tiny, max_iter=18, early_stopping="auto")
 
 # dask.rst, "Inference on the workers": scatter the model once and map it over
 # blocks.
-
-
-# promise: dask.rst / Inference on the workers
-def test_dask_scattered_model_mapped_over_blocks_gives_the_codes_of_transform(
-    X_small,
-):
-    da = pytest.importorskip("dask.array")
-    distributed = pytest.importorskip("distributed")
-    X = X_small.astype(np.float32)
-    ae = tiny(max_iter=2).fit(X)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # port and resource notices from distributed
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        )
-    with cluster, distributed.Client(cluster) as client:
-        X_dask = da.from_array(X, chunks=50)
-        model = client.scatter(ae, broadcast=True)
-        codes = da.map_blocks(
-            lambda block, est: est.transform(block),
-            X_dask,
-            model,
-            chunks=(X_dask.chunks[0], (ae.n_components,)),
-            dtype=X_dask.dtype,
-        )
-        worker_threads = set(client.run(torch.get_num_threads).values())
-        codes = codes.compute()
-    # performance.rst promises a row the same bits whatever rows come with it,
-    # on one machine with the same number of threads. The workers run torch
-    # with threads_per_worker=1 thread, so the reference is computed here with
-    # as many threads as they use; then the codes must be the same bits.
-    (n_threads,) = worker_threads
-    before = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        expected = ae.transform(X)
-    finally:
-        torch.set_num_threads(before)
-    assert codes.shape == (200, 2) and codes.dtype == np.float32
-    assert_array_equal(codes, expected)
 
 
 # budget.rst (the list under its first section): skae compare --max-time gives
