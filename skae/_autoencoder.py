@@ -982,15 +982,14 @@ class MLPAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     def _observed_encoder(self, n_rounds=None):
         """Return the encoder of rows with missing entries (`skae._missing`)."""
-        fill = self._state.fill
-        if fill is None:
-            fill = torch.zeros(self.n_features_in_, device=self._device)
-        return ObservedEncoder(self.encoder_, self.decoder_, fill, n_rounds)
+        return ObservedEncoder(
+            self.encoder_, self.decoder_, self._state.inference_fill(), n_rounds
+        )
 
     def _reconstruct(self, X, n_rounds=None):
         """Decode the encoding of validated X in one batched pass."""
         autoencoder = reconstructor(
-            self.encoder_, self.decoder_, self._observed_encoder().fill, n_rounds
+            self.encoder_, self.decoder_, self._state.inference_fill(), n_rounds
         )
         return check_finite_output(
             apply_in_batches(autoencoder, X, device=self._device), X

@@ -25,7 +25,14 @@ from skae._progress import batch_progress_bar, print_progress_line, report_epoch
 from skae._selection import beats_pca
 from skae._sizing import explained_variance_of_rows
 from skae._sparse import rows_for_training, take_rows, update_digest
-from skae._state import Diverged, Plan, StoppingRule, TrainingState, split_indices
+from skae._state import (
+    Diverged,
+    Plan,
+    StoppingRule,
+    TrainingState,
+    held_out_indices,
+    split_indices,
+)
 from skae._torch_utils import make_generator, resolve_device
 from skae._training import apply_in_batches, evaluate, n_batches, train_epochs
 from skae._validation import (
@@ -384,16 +391,8 @@ def _start_explained_variance(state, parts, data):
             parts.X, state.architecture["n_components"], parts.weight
         )
     state.restart_from_basis(basis)
-    fill = state.fill
-    if fill is None:
-        fill = torch.zeros(state.architecture["n_features"], device=state.device)
-    autoencoder = reconstructor(state.encoder, state.decoder, fill)
-    split = state.history.split
-    _, held_out = split_indices(
-        split["n_samples"],
-        split["validation_size"],
-        torch.Generator().manual_seed(split["seed"]),
-    )
+    autoencoder = reconstructor(state.encoder, state.decoder, state.inference_fill())
+    held_out = held_out_indices(state.history.split)
     weights = None if data.weight is None else data.weight.numpy().astype(np.float64)
     return explained_variance_of_rows(
         lambda rows: apply_in_batches(autoencoder, rows, device=state.device),

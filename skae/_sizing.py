@@ -17,12 +17,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse
-import torch
 from sklearn.base import clone
 
 from skae._budget import check_max_time
 from skae._sparse import batch_rows
-from skae._state import split_indices
+from skae._state import held_out_indices
 from skae._validation import check_validation_size, early_stopping_on
 from skae.metrics import _fraction_explained, _row_sums
 
@@ -77,8 +76,7 @@ def held_out_rows(estimator, n_samples):
         return None
     if split["n_samples"] != n_samples:
         return None
-    generator = torch.Generator().manual_seed(split["seed"])
-    return split_indices(n_samples, split["validation_size"], generator)[1].numpy()
+    return held_out_indices(split).numpy()
 
 
 def measured_explained_variance(estimator, X, weights):

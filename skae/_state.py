@@ -57,6 +57,12 @@ def split_indices(n_samples, validation_size, generator):
     return order[validation_size:], order[:validation_size]
 
 
+def held_out_indices(split):
+    """Return the rows a fit's split (a ``History.split`` dict) held out."""
+    generator = torch.Generator().manual_seed(split["seed"])
+    return split_indices(split["n_samples"], split["validation_size"], generator)[1]
+
+
 class Diverged(Exception):
     """Training blew up: a non-finite or exploding loss, or non-finite weights."""
 
@@ -264,6 +270,12 @@ class TrainingState:
         state.fill = column_fill(X, sample_weight).to(device)
         state.start_basis = pca
         return state
+
+    def inference_fill(self):
+        """Return what fills a missing input: the fill, or zeros in older files."""
+        if self.fill is not None:
+            return self.fill
+        return torch.zeros(self.architecture["n_features"], device=self.device)
 
     @property
     def modules(self):
