@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import MLPAutoencoder, _sizing
+from skae import MLPAutoencoder, _rows, _sizing
 from skae.datasets import load_fashion_mnist
 from skae.metrics import explained_variance
 
@@ -60,7 +60,7 @@ def pca_held_out_width(ae, X_train, fraction):
     PCA is fitted on the other training rows: the search's own upper bound, and
     the like-for-like comparison with the autoencoder's width.
     """
-    rows = _sizing.held_out_rows(ae, X_train.shape[0])
+    rows = _rows.held_out_indices(ae._state.history.split).numpy()
     if rows is None:
         return int(
             PCA(n_components=fraction, svd_solver="full").fit(X_train).n_components_

@@ -28,7 +28,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import MLPAutoencoder, _sizing, _training
+from skae import MLPAutoencoder, _rows, _training
 from skae.datasets import load_fashion_mnist, load_mnist_sample
 
 from common import machine, timed, write_results
@@ -66,7 +66,7 @@ def fit_one(X_train, X_test, k, scale, max_iter, random_state):
     )
     _, seconds = timed(ae.fit, X_train)
     # The PCA start: PCA of the training rows, scored on the held-out rows.
-    rows = _sizing.held_out_rows(ae, X_train.shape[0])
+    rows = _rows.held_out_indices(ae._state.history.split).numpy()
     keep = np.ones(X_train.shape[0], dtype=bool)
     keep[rows] = False
     start = mse(PCA(k, random_state=0).fit(X_train[keep]), X_train[rows])

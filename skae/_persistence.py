@@ -29,6 +29,7 @@ import safetensors.torch
 import sklearn
 import torch
 
+from skae._state import TrainingState
 from skae._version import __version__
 
 FORMAT = "skae"
@@ -62,6 +63,89 @@ class ModelFileError(ValueError):
     ...     print("is a pickle, not a skae model file" in str(error))
     True
     """
+
+
+def written_fitted(state, fitted):
+    """Return (JSON-able fitted metadata, tensors) of an estimator's fitted state.
+
+    `fitted` is the estimator's ``__dict__``: the recorded features, the output
+    configuration and the width search's results go with the state.
+    """
+    metadata, tensors = state.to_tensors()
+    names = fitted.get("feature_names_in_")
+    metadata["n_features_in_"] = int(fitted["n_features_in_"])
+    metadata["output_config"] = fitted.get("_sklearn_output_config")
+    metadata["feature_names_in_"] = (
+        None if names is None else [str(name) for name in names]
+    )
+    metadata["explained_variance_score_"] = fitted.get("explained_variance_score_")
+    metadata["n_components_search_"] = fitted.get("n_components_search_")
+    return metadata, tensors
+
+
+def read_fitted(metadata, tensors, *, tol, n_iter_no_change):
+    """Return (state, features, sizing, output config) of `written_fitted`'s output.
+
+    Raises ValueError for anything a file may not hold.
+    """
+    state = TrainingState.from_tensors(
+        metadata, tensors, tol=tol, n_iter_no_change=n_iter_no_change
+    )
+    n_features = state.architecture["n_features"]
+    if metadata["n_features_in_"] != n_features:
+        raise ValueError(
+            f"n_features_in_={metadata['n_features_in_']!r} differs from the "
+            f"architecture's {n_features}."
+        )
+    features = {"n_features_in_": n_features}
+    names = metadata.get("feature_names_in_")
+    if names is not None:
+        if not isinstance(names, list) or len(names) != n_features:
+            raise ValueError(f"feature_names_in_ should list {n_features} names.")
+        features["feature_names_in_"] = np.asarray(
+            [str(name) for name in names], dtype=object
+        )
+    sizing = check_sizing_metadata(
+        metadata.get("explained_variance_score_"),
+        metadata.get("n_components_search_"),
+    )
+    output_config = metadata.get("output_config")
+    if output_config is not None:
+        if not (
+            isinstance(output_config, dict)
+            and set(output_config) <= {"transform"}
+            and all(
+                v in ("default", "pandas", "polars") for v in output_config.values()
+            )
+        ):
+            raise ValueError(f"output_config {output_config!r} is not valid.")
+        output_config = dict(output_config)
+    return state, features, sizing, output_config
+
+
+def check_sizing_metadata(explained_variance, search):
+    """Return a model file's (explained_variance_score_, n_components_search_)."""
+    if explained_variance is not None and not _is_number(explained_variance):
+        raise ValueError("explained_variance_score_ should be a number or null.")
+    if search is not None:
+        keys = {"n_components", "explained_variance", "n_iter", "seconds"}
+        if not isinstance(search, list) or not all(
+            isinstance(entry, dict)
+            and set(entry) == keys
+            and all(_is_number(value) for value in entry.values())
+            for entry in search
+        ):
+            raise ValueError(
+                "n_components_search_ should list objects with the keys "
+                f"{sorted(keys)}."
+            )
+        search = [dict(entry) for entry in search]
+    return (None if explained_variance is None else float(explained_variance)), search
+
+
+def _is_number(value):
+    """Whether a JSON value is a number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def save_model(estimator, path, *, warn_dropped=True):

@@ -1,32 +1,31 @@
 """The width search: n_components as a fraction of variance, as in PCA.
 
-`fit_by_variance` fits `MLPAutoencoder` at the smallest code width whose
-reconstruction explains a fraction of the variance on the rows the fit measures
-(the early-stopping rows it holds out, else the training rows). PCA fitted on
-the training rows gives an upper bound for free: the autoencoder starts as
-PCA, and early stopping keeps that start when training does not beat it. Each
-width tried is an ordinary fit of a clone, so it can stop early; the chosen
-clone's fitted state becomes the estimator's, which is then exactly
-``MLPAutoencoder(n_components=n_components_, random_state=seed).fit(X)``.
+`search_width` trains at the smallest code width whose reconstruction explains
+a fraction of the variance on the rows the fit measures (the early-stopping
+rows it holds out, else the training rows). PCA fitted on the training rows
+gives an upper bound for free: the autoencoder starts as PCA, and early
+stopping keeps that start when training does not beat it. Each width tried is
+one `skae._trainer.Trainer` run of the configuration at that width, so it can
+stop early; the chosen width's state is exactly what
+``MLPAutoencoder(n_components=n_components_, random_state=seed).fit(X)`` trains.
 """
 
 import math
 import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse
-from sklearn.base import clone
 
 from skae._budget import check_max_time
-from skae._sparse import batch_rows
-from skae._state import held_out_indices
+from skae._trainer import Trainer
 from skae._validation import check_validation_size, early_stopping_on
-from skae.metrics import _fraction_explained, _row_sums
+from skae._variance import (
+    held_out_rows,
+    measured_explained_variance,
+    row_sums,
+)
+from skae._warnings import warn
 
-# Rows reconstructed at a time when measuring the explained variance of a fit.
-MEASURED_ROWS = 8192
 # The least time budget a width of a budgeted search gets (seconds): it then
 # trains one epoch and warns.
 MIN_SHARE = 1e-3
@@ -52,16 +51,16 @@ def check_known_width(estimator, method):
         )
 
 
-def check_measurable(estimator, n_samples):
+def check_measurable(params, n_samples):
     """Refuse a search whose widths would be measured on too few rows to decide."""
     measured, where = n_samples, "the training rows"
-    if early_stopping_on(estimator, n_samples):
-        measured = check_validation_size(estimator, n_samples)
+    if early_stopping_on(params, n_samples):
+        measured = check_validation_size(params, n_samples)
         where = f"the rows early stopping holds out (of {n_samples})"
     if measured < MIN_MEASURED_ROWS:
-        least = math.floor((MIN_MEASURED_ROWS - 1) / estimator.validation_fraction)
+        least = math.floor((MIN_MEASURED_ROWS - 1) / params.validation_fraction)
         raise ValueError(
-            f"n_components={estimator.n_components!r} chooses the width by the "
+            f"n_components={params.n_components!r} chooses the width by the "
             f"variance explained on {where}: {measured} row, too few to decide "
             "between widths (every width explains as much of one row). Fit on "
             f"at least {least + 1} rows, set early_stopping=False, or set "
@@ -69,133 +68,68 @@ def check_measurable(estimator, n_samples):
         )
 
 
-def held_out_rows(estimator, n_samples):
-    """Return the indices of the rows the last fit held out, or None."""
-    split = estimator._state.history.split
-    if not early_stopping_on(estimator, n_samples) or split is None:
-        return None
-    if split["n_samples"] != n_samples:
-        return None
-    return held_out_indices(split).numpy()
+def search_width(config, rows, callbacks, started):
+    """Find the smallest width explaining ``config.n_components`` of the variance.
 
-
-def measured_explained_variance(estimator, X, weights):
-    """Return the explained variance of a model just fitted on validated X.
-
-    Measured on the rows early stopping held out, else on every training row.
-    A fit that returned PCA of all the rows measured it itself, before (see
-    `skae._fitting`): that model has seen the held-out rows.
+    Checks what the search needs of `rows` and runs a `Trainer` at every width
+    it tries, reporting to `callbacks`. Returns (the chosen width's trained
+    state, its explained variance, the record of every width tried): the
+    caller publishes them. A ``max_time`` is shared among the widths: each run
+    gets the time left divided by the runs the bracket may still need.
     """
-    measured = estimator._state.history.held_out_explained_variance
-    if measured is not None:
-        return measured
-    rows = held_out_rows(estimator, X.shape[0])
-    return explained_variance_of_rows(estimator._reconstruct, X, weights, rows)
-
-
-def explained_variance_of_rows(reconstruct, X, weights, rows=None):
-    """Return the explained variance of the rows `rows` of X (all when None).
-
-    A chunk at a time: X may be a memory map larger than memory, or sparse.
-    Missing entries (NaN) count neither in the residual nor in the total.
-    `reconstruct` maps dense rows to their reconstruction.
-    """
-    if rows is not None:
-        X = X[rows]
-        weights = None if weights is None else weights[rows]
-    mean = _observed_mean(X, weights)
-    residual = total = 0.0
-    step = batch_rows(X.shape[1], MEASURED_ROWS)
-    for start in range(0, X.shape[0], step):
-        part = X[start : start + step]
-        if scipy.sparse.issparse(part):
-            part = part.toarray()
-        part_weights = None if weights is None else weights[start : start + step]
-        squares = np.square(part - reconstruct(part), dtype=np.float64)
-        deviations = np.square(part - mean, dtype=np.float64)
-        if np.isnan(squares).any():
-            squares, deviations = np.nan_to_num(squares), np.nan_to_num(deviations)
-        residual += _row_sums(squares, part_weights)
-        total += _row_sums(deviations, part_weights)
-    return _fraction_explained(residual, total)
-
-
-def _observed_mean(X, weights):
-    """Return the (weighted) mean of each column over its observed entries."""
-    if scipy.sparse.issparse(X):
-        if weights is None:
-            return np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
-        return np.asarray(X.T @ weights).ravel() / weights.sum()
-    observed = ~np.isnan(X)
-    if observed.all():
-        if weights is None:
-            return X.mean(axis=0, dtype=np.float64)
-        return (weights @ X) / weights.sum()
-    row_weights = np.ones(X.shape[0]) if weights is None else weights
-    counts = row_weights @ observed
-    sums = row_weights @ np.where(observed, X, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / counts, 0.0)
-
-
-def fit_by_variance(estimator, data, sample_weight, started):
-    """Find the smallest width explaining n_components of the data's variance.
-
-    Checks what the search needs of the validated `data` and tries every width
-    on clones of `estimator`, which it never changes. Returns (the chosen
-    fitted clone, its explained variance, the record of every width tried):
-    the estimator publishes them. A ``max_time`` is shared among the widths:
-    each fit gets the time left divided by the fits the bracket may still need.
-    """
-    fraction = float(estimator.n_components)
-    if estimator.warm_start and "_state" in estimator.__dict__:
+    fraction = float(config.n_components)
+    if rows.missing or rows.sparse:
         raise ValueError(
-            f"warm_start=True continues training a model of a known width, but "
-            f"n_components={estimator.n_components!r} searches the width afresh. "
-            f"Set n_components={estimator.n_components_} (the width found) to "
-            "continue, or warm_start=False to search again."
-        )
-    X = data.X
-    if data.missing or scipy.sparse.issparse(X):
-        raise ValueError(
-            f"n_components={estimator.n_components!r} searches the width by the "
+            f"n_components={config.n_components!r} searches the width by the "
             "variance of complete, dense rows, but X is "
-            f"{'sparse' if scipy.sparse.issparse(X) else 'missing entries (NaN)'}"
+            f"{'sparse' if rows.sparse else 'missing entries (NaN)'}"
             ": set n_components to an int."
         )
-    weights = None if data.weight is None else data.weight.numpy().astype(np.float64)
+    X, weights = rows.X, rows.weights()
     if _total_variance(X, weights) == 0:
         raise ValueError(
-            f"n_components={estimator.n_components!r} asks for a fraction of X's "
+            f"n_components={config.n_components!r} asks for a fraction of X's "
             f"variance, but X has none (n_samples={X.shape[0]}, every column "
             "constant): set n_components to an int."
         )
-    check_measurable(estimator, X.shape[0])
-    seed = _shared_seed(estimator.random_state)
-    n_features = X.shape[1]
-    search = _WidthSearch(estimator, X, sample_weight, seed, started)
+    check_measurable(config, X.shape[0])
+    before = callbacks.save()
+    try:
+        return _search(config, rows, callbacks, started, fraction)
+    except BaseException:
+        # Each width's run publishes its state: a search that fails or is
+        # interrupted at any width leaves the caller as it was before it.
+        callbacks.restore(before)
+        raise
+
+
+def _search(config, rows, callbacks, started, fraction):
+    """Bisect the widths (see `search_width`); return what it returns."""
+    X, weights = rows.X, rows.weights()
+    search = _WidthSearch(config, rows, callbacks, started)
 
     # The first width halves PCA's bound on all the rows; once a fit has shown
     # which rows it holds out, the bound is PCA's width on those rows.
     # No width beyond the rows' rank explains more than the rank does.
+    n_features = X.shape[1]
     widest = min(n_features, X.shape[0])
     lo, hi = (
         0,
         min(_width_for(_pca_explained(X, weights, X, weights), fraction), widest),
     )
     first = search.fit(max(1, (lo + hi + 1) // 2), _fits_left(lo, hi))
-    rows = held_out_rows(first.estimator, X.shape[0])
-    if rows is None:
+    held_out = search.held_out(first)
+    if held_out is None:
         pca_curve = _pca_explained(X, weights, X, weights)
     else:
-        widest = min(n_features, X.shape[0] - len(rows))
+        widest = min(n_features, X.shape[0] - len(held_out))
         keep = np.ones(X.shape[0], dtype=bool)
-        keep[rows] = False
+        keep[held_out] = False
         pca_curve = _pca_explained(
             X[keep],
             None if weights is None else weights[keep],
-            X[rows],
-            None if weights is None else weights[rows],
+            X[held_out],
+            None if weights is None else weights[held_out],
         )
     hi = min(_width_for(pca_curve, fraction), widest)
     if first.passed(fraction):
@@ -220,107 +154,96 @@ def fit_by_variance(estimator, data, sample_weight, started):
         halve_next = (hi - lo) * 2 > before
     chosen = search.tried.get(hi) or search.fit(hi, 1)
     if not chosen.passed(fraction):
-        where = (
-            "held-out"
-            if held_out_rows(chosen.estimator, X.shape[0]) is not None
-            else "training"
-        )
-        warnings.warn(
-            f"n_components={estimator.n_components!r} was not reached: no width "
+        where = "held-out" if search.held_out(chosen) is not None else "training"
+        warn(
+            f"n_components={config.n_components!r} was not reached: no width "
             f"up to {hi} (PCA's width for it) explained that fraction of the "
             f"variance of the {where} rows. The widest tried, n_components_="
             f"{hi}, explains {chosen.explained_variance:.4f} "
             "(explained_variance_score_). Train longer (max_iter), start from "
-            "PCA (init='pca'), or set n_components to an int.",
-            UserWarning,
-            stacklevel=4,
+            "PCA (init='pca'), or set n_components to an int."
         )
-    return chosen.estimator, chosen.explained_variance, search.record
+    return chosen.state, chosen.explained_variance, search.record
 
 
 class _Candidate:
-    """One width tried: its fitted clone and what the search recorded."""
+    """One width tried: its trained state and explained variance."""
 
-    def __init__(self, estimator, explained_variance):
-        self.estimator = estimator
+    def __init__(self, n_components, state, explained_variance):
+        self.n_components = n_components
+        self.state = state
         self.explained_variance = explained_variance
-
-    @property
-    def n_components(self):
-        return self.estimator.n_components
 
     def passed(self, fraction):
         return self.explained_variance >= fraction
 
 
 class _WidthSearch:
-    """Fits clones of an estimator at given widths, keeping every result."""
+    """Runs the trainer at given widths, keeping every result."""
 
-    def __init__(self, estimator, X, sample_weight, seed, started):
-        self.estimator = estimator
+    def __init__(self, config, rows, callbacks, started):
+        self.config = config
+        self.rows = rows
+        self.callbacks = callbacks
         self.deadline = None
-        if estimator.max_time is not None:
-            self.deadline = started + check_max_time(estimator.max_time)
-        self.X = X
-        self.sample_weight = sample_weight
-        self.seed = seed
+        if config.max_time is not None:
+            self.deadline = started + check_max_time(config.max_time)
+        # One seed for every width, so the chosen width's model is the fit
+        # of that width with this seed.
+        self.seed = _shared_seed(config.random_state)
         self.tried = {}
         self.record = []
         self.last = None
 
-    def fit(self, n_components, fits_left):
-        """Fit the width `n_components` (once) and return its candidate.
+    def held_out(self, candidate):
+        """Return the rows the run of `candidate` held out, or None."""
+        return held_out_rows(candidate.state, self.config, self.rows.n_samples)
 
-        Under a time budget, this fit gets 1 / `fits_left` of the time left.
+    def fit(self, n_components, fits_left):
+        """Train the width `n_components` (once) and return its candidate.
+
+        Under a time budget, this run gets 1 / `fits_left` of the time left.
         """
         if n_components in self.tried:
             self.last = self.tried[n_components]
             return self.last
         start = time.perf_counter()
-        fitted = clone(self.estimator).set_params(
-            n_components=int(n_components), random_state=self.seed
-        )
+        max_time = None
         if self.deadline is not None:
-            # A search over time still fits each width (one epoch at least).
+            # A search over time still trains each width (one epoch at least).
             share = max(self.deadline - start, 0.0) / fits_left
-            fitted.set_params(max_time=max(share, MIN_SHARE))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fitted.fit(self.X, sample_weight=self.sample_weight)
-        interrupted = any(
-            "Training interrupted by user" in str(warning.message) for warning in caught
+            max_time = max(share, MIN_SHARE)
+        config = self.config.at_width(
+            n_components, random_state=self.seed, max_time=max_time
         )
-        if interrupted:
-            # Ctrl-C: the search stops here, and the clone's advice to resume it
-            # would be wrong: the estimator is left as it was.
-            warnings.warn(
+        trainer = Trainer(config, self.callbacks, start, on_interrupt="raise")
+        try:
+            state = trainer.fit(self.rows)
+        except KeyboardInterrupt:
+            warn(
                 f"Width search interrupted by user while fitting n_components="
                 f"{n_components}: this MLPAutoencoder is left as it was before "
-                "fit, and there is nothing to resume. Call fit again to search.",
-                UserWarning,
-                stacklevel=5,
+                "fit, and there is nothing to resume. Call fit again to search."
             )
-            raise KeyboardInterrupt
-        for warning in caught:
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
+            raise
+        explained = measured_explained_variance(
+            state, config, self.rows.X, self.rows.weights()
+        )
         seconds = time.perf_counter() - start
-        explained = fitted.explained_variance_score_
         self.record.append(
             {
                 "n_components": int(n_components),
                 "explained_variance": float(explained),
-                "n_iter": int(fitted.n_iter_),
+                "n_iter": int(state.history.n_iter),
                 "seconds": seconds,
             }
         )
-        if self.estimator.verbose:
+        if self.config.verbose:
             print(
                 f"n_components={n_components}: explained variance "
                 f"{explained:.4f} ({seconds:.1f} s)"
             )
-        candidate = _Candidate(fitted, float(explained))
+        candidate = _Candidate(int(n_components), state, float(explained))
         self.tried[n_components] = self.last = candidate
         return candidate
 
@@ -342,7 +265,7 @@ def _shared_seed(random_state):
 def _total_variance(X, weights):
     """Weighted sum of squared deviations from the column means."""
     mean = np.average(X, axis=0, weights=weights)
-    return _row_sums(np.square(X - mean, dtype=np.float64), weights)
+    return row_sums(np.square(X - mean, dtype=np.float64), weights)
 
 
 def _pca_explained(X_train, train_weights, X, weights):
@@ -398,28 +321,3 @@ def _predicted_width(last, pca_curve, fraction, lo, hi):
     else:
         width = lo + 1
     return min(max(width, lo + 1), hi - 1)
-
-
-def check_sizing_metadata(explained_variance, search):
-    """Return a model file's (explained_variance_score_, n_components_search_)."""
-    if explained_variance is not None and not _is_number(explained_variance):
-        raise ValueError("explained_variance_score_ should be a number or null.")
-    if search is not None:
-        keys = {"n_components", "explained_variance", "n_iter", "seconds"}
-        if not isinstance(search, list) or not all(
-            isinstance(entry, dict)
-            and set(entry) == keys
-            and all(_is_number(value) for value in entry.values())
-            for entry in search
-        ):
-            raise ValueError(
-                "n_components_search_ should list objects with the keys "
-                f"{sorted(keys)}."
-            )
-        search = [dict(entry) for entry in search]
-    return (None if explained_variance is None else float(explained_variance)), search
-
-
-def _is_number(value):
-    """Whether a JSON value is a number (not a bool)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)

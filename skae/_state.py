@@ -47,22 +47,6 @@ OPTIMIZER_STATE = {
 }
 
 
-def split_indices(n_samples, validation_size, generator):
-    """Return (training rows, held-out rows) of the early-stopping split.
-
-    The one rule of the split: the first `validation_size` of a permutation
-    drawn from `generator` are held out.
-    """
-    order = torch.randperm(n_samples, generator=generator)
-    return order[validation_size:], order[:validation_size]
-
-
-def held_out_indices(split):
-    """Return the rows a fit's split (a ``History.split`` dict) held out."""
-    generator = torch.Generator().manual_seed(split["seed"])
-    return split_indices(split["n_samples"], split["validation_size"], generator)[1]
-
-
 class Diverged(Exception):
     """Training blew up: a non-finite or exploding loss, or non-finite weights."""
 

@@ -13,45 +13,28 @@ import numpy as np
 import scipy.sparse
 from sklearn.utils.validation import _check_sample_weight
 
+from skae._config import resolve_init
 from skae._training import NOISE_KINDS
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Training squares X in float32 (the loss, PCA's covariance): larger values overflow.
 TRAINABLE_MAX = 1e15
-# hidden_layer_sizes="auto" adds a third hidden layer for codes up to this wide.
-AUTO_DEEP_MAX_COMPONENTS = 16
 # early_stopping="auto" holds out validation data from this many samples on.
 AUTO_VALIDATION_MIN = 1000
 
 
-def architecture(estimator, n_features, hidden_layer_sizes):
-    """Return what must stay the same for training to continue."""
-    return {
-        "n_features": n_features,
-        "hidden_layer_sizes": hidden_layer_sizes,
-        "n_components": estimator.n_components,
-        "activation": estimator.activation,
-        "latent_activation": estimator.latent_activation,
-        "output_activation": estimator.output_activation,
-        "init": resolved_init(estimator),
-    }
-
-
 def resolved_init(estimator):
     """Return "pca" or "random", resolving "auto"."""
-    identity = estimator.latent_activation == estimator.output_activation == "identity"
-    if estimator.init == "auto":
-        return "pca" if identity else "random"
-    return estimator.init
+    return resolve_init(
+        estimator.init, estimator.latent_activation, estimator.output_activation
+    )
 
 
 def check_hidden_layer_sizes(estimator):
-    """Return hidden_layer_sizes as a tuple of positive ints, or raise."""
+    """Return hidden_layer_sizes as "auto" or a tuple of positive ints, or raise."""
     sizes = estimator.hidden_layer_sizes
     if isinstance(sizes, str) and sizes == "auto":
-        if estimator.n_components <= AUTO_DEEP_MAX_COMPONENTS:
-            return (512, 256, 128)
-        return (512, 256)
+        return "auto"
     sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
     for size in sizes:
         if not isinstance(size, Integral) or isinstance(size, bool) or size < 1:

@@ -6,6 +6,8 @@ import numpy as np
 from sklearn.utils import get_tags
 from sklearn.utils.validation import _check_sample_weight, check_array
 
+from skae._variance import fraction_explained, row_sums
+
 __all__ = ["compare", "explained_variance", "reconstruction_error"]
 
 
@@ -119,22 +121,9 @@ def _explained_variance_of(X, X_reconstructed, *, mean=None, weights=None):
     """`explained_variance` of validated arrays."""
     if mean is None:
         mean = np.average(X, axis=0, weights=weights)
-    residual = _row_sums(np.square(X - X_reconstructed, dtype=np.float64), weights)
-    total = _row_sums(np.square(X - mean, dtype=np.float64), weights)
-    return _fraction_explained(residual, total)
-
-
-def _fraction_explained(residual, total):
-    """Return 1 - residual / total; r2_score's 1.0 or 0.0 when total is 0."""
-    if total == 0:
-        return 1.0 if residual == 0 else 0.0
-    return float(1.0 - residual / total)
-
-
-def _row_sums(squares, weights):
-    """Sum of squared entries over the rows, each row weighted."""
-    per_row = squares.sum(axis=1)
-    return float(per_row.sum() if weights is None else per_row @ weights)
+    residual = row_sums(np.square(X - X_reconstructed, dtype=np.float64), weights)
+    total = row_sums(np.square(X - mean, dtype=np.float64), weights)
+    return fraction_explained(residual, total)
 
 
 def compare(models, X_train, X_test, *, verbose=False):

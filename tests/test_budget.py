@@ -37,7 +37,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    for module in ("_budget", "_autoencoder", "_fitting", "_sizing"):
+    for module in ("_budget", "_base", "_trainer", "_sizing"):
         monkeypatch.setattr(
             getattr(skae, module), "time", types.SimpleNamespace(perf_counter=fake)
         )

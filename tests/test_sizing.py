@@ -140,13 +140,15 @@ def test_score_is_measured_on_the_held_out_rows(early_stopping):
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_score_is_the_same_measured_a_chunk_at_a_time(monkeypatch, weighted):
-    from skae import _sizing
+    from skae import _variance
 
     X = low_rank()
     weights = np.random.RandomState(2).rand(X.shape[0]) if weighted else None
     ae = small(3, early_stopping=False).fit(X, sample_weight=weights)
-    monkeypatch.setattr(_sizing, "MEASURED_ROWS", 7)
-    chunked = _sizing.measured_explained_variance(ae, X, weights)
+    monkeypatch.setattr(_variance, "MEASURED_ROWS", 7)
+    chunked = _variance.measured_explained_variance(
+        ae._state, ae._fit_config(X), X, weights
+    )
     assert_allclose(chunked, explained_variance(ae, X, sample_weight=weights))
     assert_allclose(chunked, ae.explained_variance_score_)
 
@@ -519,7 +521,7 @@ def test_a_fit_that_returns_pca_of_all_rows_is_scored_by_pca_of_the_others():
     # Noise: no epoch beats PCA, so the fit returns PCA of all 60 rows, which
     # has seen the held-out ones. Its held-out score is that of PCA of the
     # training rows, as a model that never saw them would score.
-    from skae._sizing import held_out_rows
+    from skae._rows import held_out_indices
 
     X = np.random.RandomState(0).rand(60, 30)
     ae = small(10, max_iter=1).fit(X)
@@ -529,7 +531,7 @@ def test_a_fit_that_returns_pca_of_all_rows_is_scored_by_pca_of_the_others():
         everything.inverse_transform(everything.transform(X)),
         atol=1e-4,
     )
-    held = held_out_rows(ae, len(X))
+    held = held_out_indices(ae._state.history.split).numpy()
     training = np.setdiff1d(np.arange(len(X)), held)
     honest = explained_variance(PCA(10, svd_solver="full").fit(X[training]), X[held])
     assert ae.explained_variance_score_ == pytest.approx(honest, rel=1e-4)

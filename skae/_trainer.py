@@ -1,0 +1,457 @@
+"""The trainer: (configuration, rows, state, callbacks) in, a trained state out.
+
+`Trainer` runs a fit, a partial_fit step or the rest of an interrupted fit. It
+reads a frozen `skae._config.FitConfig` and a `skae._rows.RowSource`, trains a
+new `TrainingState` or a copy of the one it continues, and reports through
+`Callbacks` (publish a state, run the user's callbacks, save and put back what
+the caller had), so that a refused or failed call leaves the caller's model as
+it was. It never sees the estimator; the width search (`skae._sizing`) runs it
+once per width.
+"""
+
+import time
+from functools import partial
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from skae._budget import TimeBudget, check_max_time
+from skae._missing import principal_axes, reconstructor
+from skae._precision import choose_precision
+from skae._progress import batch_progress_bar, print_progress_line, report_epoch
+from skae._rows import (
+    ZeroWeightSplit,
+    held_out_indices,
+    new_split,
+    same_split,
+)
+from skae._selection import beats_pca
+from skae._state import Diverged, Plan, StoppingRule, TrainingState
+from skae._torch_utils import make_generator, resolve_device
+from skae._training import apply_in_batches, evaluate, n_batches, train_epochs
+from skae._validation import (
+    check_same_architecture,
+    check_validation_size,
+    early_stopping_on,
+)
+from skae._variance import explained_variance_of_rows
+from skae._warnings import warn
+
+
+class Callbacks:
+    """What a trainer reports to its caller; this base reports to no one."""
+
+    def publish(self, state):
+        """Make the caller describe `state` (after each epoch, and at the end)."""
+
+    def save(self):
+        """Return what `restore` puts back if the run fails."""
+
+    def restore(self, saved):
+        """Put back what `save` returned: the run failed."""
+
+    def epoch_end(self, record):
+        """Run the user's callbacks on `record`; return True to stop."""
+        return False
+
+
+class Trainer:
+    """Train a `TrainingState` as `config` says, reporting to `callbacks`.
+
+    Parameters
+    ----------
+    config : FitConfig
+        The checked parameters of the call.
+    callbacks : Callbacks
+        Told of every epoch; only they change anything outside the trainer.
+    started : float
+        ``time.perf_counter()`` when the call began: ``max_time`` counts from it.
+    on_interrupt : {"keep", "raise"}, default="keep"
+        Ctrl-C: "keep" returns the state at the last whole epoch and warns (as
+        MLPRegressor keeps what it learnt); "raise" puts back what the
+        callbacks saved and lets KeyboardInterrupt through (the width search).
+    """
+
+    def __init__(self, config, callbacks, started, on_interrupt="keep"):
+        self.config = config
+        self.callbacks = callbacks
+        self.started = started
+        self.on_interrupt = on_interrupt
+
+    def resume(self, rows, state):
+        """Finish the interrupted fit whose `state` this is, on `rows`."""
+        config = self.config
+        check_same_architecture(state.architecture, config.architecture)
+        plan = state.plan
+        held_out = (
+            check_validation_size(config, rows.n_samples) if plan.validation_size else 0
+        )
+        if held_out != plan.validation_size:
+            raise ValueError(
+                "resume needs the training data of the interrupted fit: its "
+                f"validation split held out {plan.validation_size} rows, X would "
+                f"give {held_out}."
+            )
+        if plan.params is not None:
+            changed = {
+                name: (value, plan.params[name])
+                for name, value in config.params.items()
+                if name in plan.params and value != plan.params[name]
+            }
+            if changed:
+                listed = ", ".join(
+                    f"{name}={now!r} (was {then!r})"
+                    for name, (now, then) in changed.items()
+                )
+                raise ValueError(
+                    f"resume finishes the interrupted fit as planned, but {listed} "
+                    "changed since: set them back, or start a new fit."
+                )
+        if plan.data_digest is not None and plan.data_digest != rows.digest():
+            raise ValueError(
+                "resume needs the training data (and sample weights) of the "
+                "interrupted fit, but X differs from it."
+            )
+        device = resolve_device(config.device)
+        parts = rows.split(plan.validation_size, plan.split_generator(), device)
+        # Train a copy: a resume that fails leaves the caller's model as it was.
+        working = state.copy().to(device)
+        scheduler = working.start_plan(
+            plan, config.learning_rate_init, working.stopping
+        )
+        # A fit cut short right after its stopping rule fired has no epochs left.
+        remaining = plan.last_epoch - working.history.n_iter
+        return self._train(
+            working,
+            parts,
+            rows,
+            scheduler=scheduler,
+            n_epochs=0 if working.stopping.stopped else remaining,
+            resumable=True,
+            # The arithmetic the interrupted fit chose, "auto" included.
+            precision=working.history.precision
+            or self._precision(working, parts, None),
+        )
+
+    def fit(self, rows, previous=None, incremental=False):
+        """Train a new model on `rows`, or a copy of `previous`; return its state.
+
+        `previous` is the state a warm start or partial_fit continues, else
+        None; `incremental` runs one epoch on every row (partial_fit).
+        """
+        config = self.config
+        max_time = None if incremental else check_max_time(config.max_time)
+        if previous is not None:
+            check_same_architecture(previous.architecture, config.architecture)
+        if incremental and config.early_stopping is True:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: it trains on "
+                "every row it is given. Use early_stopping=False (or 'auto') with "
+                "partial_fit, or fit."
+            )
+        device = resolve_device(config.device)
+        validation_size = 0
+        if not incremental and early_stopping_on(config, rows.n_samples):
+            validation_size = check_validation_size(config, rows.n_samples)
+
+        if previous is None:
+            generator = make_generator(config.random_state)
+            split = new_split(rows.n_samples, validation_size, generator)
+            try:
+                parts = rows.split(validation_size, split, device)
+            except ZeroWeightSplit:
+                if config.early_stopping != "auto":
+                    raise
+                # "auto" holds out rows only where both sides can be weighed.
+                validation_size, split = 0, None
+                parts = rows.split(0, None, device)
+            state = _build_state(config.architecture, parts, generator, device)
+        else:
+            # Train a copy: a call that fails leaves the caller's model as it was.
+            state = previous.copy().to(device)
+            split = state.history.split
+            if validation_size and not same_split(
+                split, rows.n_samples, validation_size
+            ):
+                split = new_split(rows.n_samples, validation_size, state.generator)
+            parts = rows.split(validation_size, split, device)
+        history = state.history
+        if validation_size:
+            if previous is not None and split != history.split:
+                # Scores on other rows do not compare: validation_scores_ covers
+                # the fits on the current split.
+                history.validation_scores = history.validation_loss_curve = None
+                history.best_validation_score = None
+            history.split = split
+            if history.validation_scores is None:
+                history.validation_scores, history.validation_loss_curve = [], []
+            if previous is None:
+                history.best_loss = None
+        elif history.best_loss is None:
+            history.best_loss = np.inf
+
+        state.use_optimizer(config.solver, config.learning_rate_init, config.momentum)
+        n_epochs = 1 if incremental else config.max_iter
+        schedule = "constant" if incremental else config.learning_rate
+        stopping = StoppingRule(
+            validation_size > 0, config.tol, config.n_iter_no_change
+        )
+        if validation_size:
+            fill = _fill(state, rows, config.noise)
+            self._offer_start(stopping, state, previous, parts, fill)
+        plan = Plan(
+            schedule=schedule,
+            total_steps=n_epochs * n_batches(parts.X.shape[0], self._batch(parts)),
+            last_epoch=history.n_iter + n_epochs,
+            validation_size=validation_size,
+            split_seed=split["seed"] if validation_size else None,
+            params=None if incremental else config.params,
+            data_digest=None if incremental else rows.digest(),
+            max_time=max_time,
+        )
+        scheduler = state.start_plan(plan, config.learning_rate_init, stopping)
+        return self._train(
+            state,
+            parts,
+            rows,
+            scheduler=scheduler,
+            n_epochs=n_epochs,
+            resumable=not incremental,
+            precision=self._precision(state, parts, previous),
+        )
+
+    def _batch(self, parts):
+        """Rows per optimisation step: batch_size clipped to the training rows."""
+        return min(self.config.batch_size, parts.X.shape[0])
+
+    def _precision(self, state, parts, previous):
+        """Return the arithmetic to train in: "auto" resolved on this model."""
+        config = self.config
+        if config.precision != "auto":
+            return config.precision
+        if previous is not None and previous.history.precision is not None:
+            # A warm start or partial_fit continues in the arithmetic chosen.
+            return previous.history.precision
+        return choose_precision(
+            state.encoder,
+            state.decoder,
+            parts.X,
+            batch_size=self._batch(parts),
+            loss=config.loss,
+            solver=config.solver,
+        )
+
+    def _offer_start(self, stopping, state, previous, parts, fill):
+        """Make the model a fit starts from a candidate of early stopping.
+
+        The PCA start of a new model, or the best model of the previous fit
+        when a warm start holds out the same rows: the result then never
+        validates worse than what the fit started from.
+        """
+        if previous is None and state.architecture["init"] != "pca":
+            return
+        if previous is not None and previous.history.split != state.history.split:
+            return
+        best = None if previous is None else previous.stopping
+        if best is not None and best.best_state is not None:
+            stopping.best_score = best.best_score
+            stopping.best_state = [
+                {name: t.clone() for name, t in module.items()}
+                for module in best.best_state
+            ]
+            return
+        _, score = evaluate(
+            state.encoder,
+            state.decoder,
+            parts.X_validation,
+            self.config.loss,
+            parts.validation_weight,
+            fill=fill,
+        )
+        stopping.candidate(score, state.modules)
+        stopping.pca_candidate = stopping.pca_start_best = previous is None
+
+    def _train(self, state, parts, rows, *, scheduler, n_epochs, resumable, precision):
+        """Run the epochs on `state`, publishing it through the callbacks; return it.
+
+        Ctrl-C keeps the last whole epoch (resumable with `resume`); any other
+        failure, divergence included, puts back what the callbacks saved. A
+        plan with a time budget is re-sized to what the time left affords after
+        every epoch.
+        """
+        config, callbacks = self.config, self.callbacks
+        plan = state.plan
+        budget = None
+        if plan is not None and plan.max_time is not None:
+            budget = TimeBudget(plan.max_time, self.started)
+        planned_last = None if plan is None else plan.last_epoch
+        steps_per_epoch = n_batches(parts.X.shape[0], self._batch(parts))
+        state.history.precision = precision
+        state.history.held_out_explained_variance = None
+        weights = parts.weight
+        if weights is not None:
+            weights = (weights / weights.mean()).to(parts.X.device)
+        fill = _fill(state, rows, config.noise)
+        loss_scale = state.loss_scale(parts.X, config.loss, fill)
+        before = callbacks.save()
+        # Commit: from here on the caller describes this fit.
+        callbacks.publish(state)
+        last_whole_epoch = state.snapshot()
+
+        def end_epoch(record):
+            nonlocal last_whole_epoch
+            state.check_finite(record, loss_scale)
+            last = state.plan.last_epoch
+            stop = state.end_epoch(record, scheduler, budget, steps_per_epoch)
+            state.history.fit_time = time.perf_counter() - self.started
+            if config.verbose and state.plan.last_epoch != last:
+                print_progress_line(
+                    f"max_time={config.max_time:g} s: the time left affords "
+                    f"{state.plan.last_epoch} epochs in all"
+                )
+            # Where Ctrl-C falls back to, and what a Checkpoint callback saves.
+            last_whole_epoch = state.snapshot()
+            callbacks.publish(state)
+            if config.verbose:
+                report_epoch(record, stop, state.stopping)
+            # Every callback sees the epoch, even after one asked to stop.
+            return callbacks.epoch_end(record) or stop
+
+        if budget is not None:
+            budget.start(state.history.n_iter, cap=planned_last)
+        try:
+            train_epochs(
+                state.encoder,
+                state.decoder,
+                parts.X,
+                optimizer=state.optimizer,
+                n_epochs=n_epochs,
+                batch_size=self._batch(parts),
+                loss=config.loss,
+                alpha=config.alpha,
+                shuffle=config.shuffle,
+                generator=state.generator,
+                sample_weight=weights,
+                X_validation=parts.X_validation,
+                validation_weight=parts.validation_weight,
+                noise=config.noise,
+                scheduler=scheduler,
+                first_epoch=state.history.n_iter,
+                on_epoch_end=end_epoch,
+                batch_progress=(
+                    partial(batch_progress_bar, config.max_iter)
+                    if config.verbose >= 2
+                    else None
+                ),
+                precision=precision,
+                fill=fill,
+            )
+        except KeyboardInterrupt:
+            if self.on_interrupt == "raise":
+                callbacks.restore(before)
+                raise
+            # As MLPRegressor: keep what was learnt, but only whole epochs.
+            state.restore(last_whole_epoch)
+            if not resumable:
+                state.finish()
+            callbacks.publish(state)
+            warn(
+                "Training interrupted by user. The model keeps the weights of "
+                f"epoch {state.history.n_iter}"
+                + ("; call resume(X) to finish the fit." if resumable else ".")
+            )
+            return state
+        except Diverged as diverged:
+            callbacks.restore(before)
+            raise ValueError(
+                f"Training diverged at epoch {diverged.epoch + 1}: {diverged.reason}. "
+                "The model is left as it was before this call. Scale X (e.g. "
+                "StandardScaler, or divide pixels by 255) or lower "
+                f"learning_rate_init (now {config.learning_rate_init})."
+            ) from None
+        except BaseException:
+            callbacks.restore(before)
+            raise
+        stopping = state.stopping
+        budgeted_last = None if state.plan is None else state.plan.last_epoch
+        state.finish()
+        if stopping.pca_candidate:
+            self._keep_or_return_pca(state, stopping, parts, rows, fill)
+        state.history.fit_time = time.perf_counter() - self.started
+        callbacks.publish(state)
+        if resumable and not stopping.stopped:
+            limit = f"Maximum iterations ({config.max_iter})"
+            if budgeted_last is not None and budgeted_last < planned_last:
+                n_iter = state.history.n_iter
+                limit = (
+                    f"Time budget (max_time={config.max_time:g} seconds, "
+                    f"{n_iter} epoch{'' if n_iter == 1 else 's'})"
+                )
+            warn(
+                f"Stochastic Optimizer: {limit} reached and the optimization "
+                "hasn't converged yet.",
+                ConvergenceWarning,
+            )
+        return state
+
+    def _keep_or_return_pca(self, state, stopping, parts, rows, fill):
+        """Keep the trained model only if it beats its PCA start beyond noise.
+
+        Otherwise return PCA of all the rows, as ``PCA().fit(X)`` would; its
+        scores are the PCA start's, measured first, as PCA of all the rows has
+        seen the held-out ones.
+        """
+        keep, statistics = beats_pca(
+            state.encoder, state.decoder, *parts, fill=fill, basis=state.start_basis
+        )
+        if stopping.pca_start_best or not keep:
+            state.history.held_out_explained_variance = _start_explained_variance(
+                state, parts, rows
+            )
+            state.restart_from_pca(rows.on(state.device), rows.weight_on(state.device))
+            state.history.best_validation_score = statistics["pca_score"]
+
+
+def _start_explained_variance(state, parts, rows):
+    """Return the explained variance of the held-out rows by PCA of the others."""
+    basis = state.start_basis
+    if basis is None:
+        basis = principal_axes(
+            parts.X, state.architecture["n_components"], parts.weight
+        )
+    state.restart_from_basis(basis)
+    autoencoder = reconstructor(state.encoder, state.decoder, state.inference_fill())
+    held_out = held_out_indices(state.history.split)
+    return explained_variance_of_rows(
+        lambda batch: apply_in_batches(autoencoder, batch, device=state.device),
+        rows.X,
+        rows.weights(),
+        held_out.numpy(),
+    )
+
+
+def _build_state(architecture, parts, generator, device):
+    """Return a new model's state, started from PCA of the training rows."""
+    try:
+        return TrainingState.build(
+            architecture, parts.X, parts.weight, generator, device
+        )
+    except torch.linalg.LinAlgError as error:
+        raise ValueError(
+            f"PCA of X, the model's start, failed ({error}): rescale X, e.g. "
+            "with StandardScaler, or use init='random'."
+        ) from None
+
+
+def _fill(state, rows, noise):
+    """Return the fill of missing inputs when training on `rows` needs one, else None.
+
+    Needed when X has missing entries or the noise hides some; a model from a
+    file written before fills were saved gets its training rows' means.
+    """
+    if not rows.missing and "missing" not in noise:
+        return None
+    if state.fill is None:
+        state.fill = rows.column_fill(state.device)
+    return state.fill

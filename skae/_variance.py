@@ -1,0 +1,106 @@
+"""Explained variance: how much of the rows' variance a reconstruction keeps.
+
+The measure behind ``explained_variance_score_``, the width search and
+`skae.metrics.explained_variance`, a chunk of rows at a time. Never imports
+scikit-learn.
+"""
+
+import numpy as np
+import scipy.sparse
+
+from skae._missing import reconstructor
+from skae._rows import held_out_indices
+from skae._sparse import batch_rows
+from skae._training import apply_in_batches
+from skae._validation import early_stopping_on
+
+# Rows reconstructed at a time when measuring the explained variance of a fit.
+MEASURED_ROWS = 8192
+
+
+def fraction_explained(residual, total):
+    """Return 1 - residual / total; r2_score's 1.0 or 0.0 when total is 0."""
+    if total == 0:
+        return 1.0 if residual == 0 else 0.0
+    return float(1.0 - residual / total)
+
+
+def row_sums(squares, weights):
+    """Sum of squared entries over the rows, each row weighted."""
+    per_row = squares.sum(axis=1)
+    return float(per_row.sum() if weights is None else per_row @ weights)
+
+
+def held_out_rows(state, config, n_samples):
+    """Return the indices of the rows the fit of `state` held out, or None."""
+    split = state.history.split
+    if not early_stopping_on(config, n_samples) or split is None:
+        return None
+    if split["n_samples"] != n_samples:
+        return None
+    return held_out_indices(split).numpy()
+
+
+def measured_explained_variance(state, config, X, weights):
+    """Return the explained variance of the model of `state`, just fitted on X.
+
+    Measured on the rows early stopping held out, else on every training row.
+    A fit that returned PCA of all the rows measured it itself, before (see
+    `skae._trainer`): that model has seen the held-out rows.
+    """
+    measured = state.history.held_out_explained_variance
+    if measured is not None:
+        return measured
+    encoder, decoder = state.inference_modules()
+    autoencoder = reconstructor(encoder, decoder, state.inference_fill())
+    return explained_variance_of_rows(
+        lambda rows: apply_in_batches(autoencoder, rows, device=state.device),
+        X,
+        weights,
+        held_out_rows(state, config, X.shape[0]),
+    )
+
+
+def explained_variance_of_rows(reconstruct, X, weights, rows=None):
+    """Return the explained variance of the rows `rows` of X (all when None).
+
+    A chunk at a time: X may be a memory map larger than memory, or sparse.
+    Missing entries (NaN) count neither in the residual nor in the total.
+    `reconstruct` maps dense rows to their reconstruction.
+    """
+    if rows is not None:
+        X = X[rows]
+        weights = None if weights is None else weights[rows]
+    mean = observed_mean(X, weights)
+    residual = total = 0.0
+    step = batch_rows(X.shape[1], MEASURED_ROWS)
+    for start in range(0, X.shape[0], step):
+        part = X[start : start + step]
+        if scipy.sparse.issparse(part):
+            part = part.toarray()
+        part_weights = None if weights is None else weights[start : start + step]
+        squares = np.square(part - reconstruct(part), dtype=np.float64)
+        deviations = np.square(part - mean, dtype=np.float64)
+        if np.isnan(squares).any():
+            squares, deviations = np.nan_to_num(squares), np.nan_to_num(deviations)
+        residual += row_sums(squares, part_weights)
+        total += row_sums(deviations, part_weights)
+    return fraction_explained(residual, total)
+
+
+def observed_mean(X, weights):
+    """Return the (weighted) mean of each column over its observed entries."""
+    if scipy.sparse.issparse(X):
+        if weights is None:
+            return np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
+        return np.asarray(X.T @ weights).ravel() / weights.sum()
+    observed = ~np.isnan(X)
+    if observed.all():
+        if weights is None:
+            return X.mean(axis=0, dtype=np.float64)
+        return (weights @ X) / weights.sum()
+    row_weights = np.ones(X.shape[0]) if weights is None else weights
+    counts = row_weights @ observed
+    sums = row_weights @ np.where(observed, X, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, 0.0)
