@@ -160,18 +160,16 @@ class MLPAutoencoder(BaseAutoencoder):
         Torch device to train and infer on: "cpu", "cuda", "cuda:1", "mps", or
         "auto" (the first of cuda, mps and cpu that is available).
 
-    precision : {"float32", "bfloat16", "auto"}, default="float32"
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
         Arithmetic of training. "bfloat16" runs the matrix products of the
         forward pass in bfloat16 under torch.autocast (weights, gradients and
         optimizer stay float32): faster on GPUs and on CPUs with native bfloat16
-        (AVX512-BF16, AMX), but far slower on CPUs without it, where torch
-        emulates it (bench/speed.py measures both on the machine at hand).
-        "auto" chooses bfloat16 where the device computes it natively and a
-        few timed training steps of copies of the model (milliseconds, at the
-        start of `fit`) are at least 10% faster in it, float32 elsewhere;
-        `precision_` records the choice. As the choice rests on timings,
-        "auto" is not the default: float32 keeps fits with the same
-        ``random_state`` identical. Inference is always float32.
+        (AVX512-BF16, AMX), far slower elsewhere. "auto" chooses bfloat16 where
+        the device computes it natively and the fit trains on at least 10,000
+        rows, float32 elsewhere: decided by the hardware, never by timing, so a
+        fixed ``random_state`` gives one model on a given machine.
+        `precision_` records the choice. Inference is always float32. See the
+        user guide's performance page.
 
     callbacks : list of callable, default=None
         Each is called at the end of every epoch as ``callback(estimator,
@@ -337,7 +335,7 @@ class MLPAutoencoder(BaseAutoencoder):
         random_state=None,
         verbose=0,
         device="cpu",
-        precision="float32",
+        precision="auto",
         callbacks=None,
     ):
         self.n_components = n_components

@@ -242,7 +242,9 @@ class BaseAutoencoder(
 
     def _publish_measured(self, state, config, rows):
         """Measure the explained variance of the model just fitted; publish it."""
-        explained = measured_explained_variance(state, config, rows.X, rows.weights())
+        explained = measured_explained_variance(
+            state, config, rows.X, rows.weights(), complete=not rows.missing
+        )
         self._publish_sizing(explained, None)
 
     def _fitted_attributes(self):

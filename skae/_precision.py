@@ -1,24 +1,17 @@
-"""The arithmetic of training: bfloat16 where it is native and faster, else float32.
+"""The arithmetic of training: bfloat16 where the hardware computes it natively.
 
-This module never imports scikit-learn. Whether bfloat16 pays depends on the
-hardware (torch emulates it, about 100 times slower, on CPUs without AVX512-BF16
-or AMX) and on the model (small layers gain less than the casts cost), so
-`choose_precision` asks the hardware first and then times a few training steps
-of copies of the model in each precision.
+This module never imports scikit-learn. torch emulates bfloat16, about 100
+times slower, on CPUs without AVX512-BF16 or AMX, so "auto" asks the hardware.
+It decides by the hardware and the size of the fit only, never by timing, so a
+fixed ``random_state`` gives one model on a given machine.
 """
-
-import copy
-import time
 
 import torch
 
-from skae._training import make_optimizer, reconstruction_loss
-
-# bfloat16 is chosen only when its step takes at most this fraction of float32's:
-# a smaller gain is within the noise of a few timed steps.
-MARGIN = 0.9
-# Timed rounds, each one step per precision in turn; the best of each counts.
-ROUNDS = 3
+# "auto" trains in bfloat16 from this many training rows on: below it a fit
+# takes about a second either way, and float32 keeps small fits (where the
+# comparison with PCA is decided on few held-out rows) in full precision.
+AUTO_BFLOAT16_MIN_ROWS = 10_000
 
 
 def native_bfloat16(device):
@@ -33,41 +26,11 @@ def native_bfloat16(device):
     return False
 
 
-def choose_precision(encoder, decoder, X, *, batch_size, loss, solver="adam"):
-    """Return "bfloat16" where it is native and faster on this model, else "float32".
+def choose_precision(device, n_samples):
+    """Return "bfloat16" where `device` computes it natively and the fit is large.
 
-    The timed steps train deep copies of the modules on the first rows of X
-    with a fresh optimizer: the model, its optimizer and every random generator
-    are left untouched.
+    A fit of `n_samples` training rows on `device`; "float32" elsewhere.
     """
-    if not native_bfloat16(X.device):
-        return "float32"
-    modules = [copy.deepcopy(encoder), copy.deepcopy(decoder)]
-    parameters = [p for module in modules for p in module.parameters()]
-    optimizer = make_optimizer(parameters, solver, 1e-6)
-    batch = X[:batch_size]
-    best = {"float32": float("inf"), "bfloat16": float("inf")}
-    for round_ in range(ROUNDS + 1):
-        for precision in best:
-            seconds = _timed_step(modules, optimizer, batch, loss, precision)
-            # The first round warms up both paths (allocations, kernel choice).
-            if round_:
-                best[precision] = min(best[precision], seconds)
-    return "bfloat16" if best["bfloat16"] <= MARGIN * best["float32"] else "float32"
-
-
-def _timed_step(modules, optimizer, batch, loss, precision):
-    """Return the seconds one optimisation step takes in `precision`."""
-    if batch.device.type == "cuda":
-        torch.cuda.synchronize(batch.device)
-    start = time.perf_counter()
-    with torch.autocast(
-        batch.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
-    ):
-        value = reconstruction_loss(*modules, batch, batch, loss)
-    optimizer.zero_grad(set_to_none=True)
-    value.backward()
-    optimizer.step()
-    if batch.device.type == "cuda":
-        torch.cuda.synchronize(batch.device)
-    return time.perf_counter() - start
+    if n_samples >= AUTO_BFLOAT16_MIN_ROWS and native_bfloat16(device):
+        return "bfloat16"
+    return "float32"

@@ -227,7 +227,7 @@ class _WidthSearch:
             )
             raise
         explained = measured_explained_variance(
-            state, config, self.rows.X, self.rows.weights()
+            state, config, self.rows.X, self.rows.weights(), complete=True
         )
         seconds = time.perf_counter() - start
         self.record.append(

@@ -233,14 +233,7 @@ class Trainer:
         if previous is not None and previous.history.precision is not None:
             # A warm start or partial_fit continues in the arithmetic chosen.
             return previous.history.precision
-        return choose_precision(
-            state.encoder,
-            state.decoder,
-            parts.X,
-            batch_size=self._batch(parts),
-            loss=config.loss,
-            solver=config.solver,
-        )
+        return choose_precision(parts.X.device, parts.X.shape[0])
 
     def _offer_start(self, stopping, state, previous, parts, fill):
         """Make the model a fit starts from a candidate of early stopping.
