@@ -6,6 +6,10 @@ and the mirror), Adam with ``fused=True`` at skae's peak rate, batch 256,
 device and read once per epoch. No PCA start, no early stopping, no schedule:
 what skae does beyond this is what its speed ratio pays for. ``precision=
 "bfloat16"`` runs the forward pass and the loss under ``torch.autocast``.
+``linear_paths=True`` trains skae's network itself: a linear path from the
+input to the code beside the encoder's MLP, and one from the code to the output
+beside the decoder's (skae starts them from PCA; here they start at random,
+which costs the same per step).
 """
 
 import itertools
@@ -24,6 +28,18 @@ def mlp(widths):
     return nn.Sequential(*layers)
 
 
+class WithLinearPath(nn.Module):
+    """``linear(x) + mlp(x)``: an MLP beside a linear map of the same shapes."""
+
+    def __init__(self, mlp):
+        super().__init__()
+        self.mlp = mlp
+        self.linear = nn.Linear(mlp[0].in_features, mlp[-1].out_features)
+
+    def forward(self, x):
+        return self.linear(x) + self.mlp(x)
+
+
 def train(
     X,
     n_epochs,
@@ -32,15 +48,17 @@ def train(
     batch_size=256,
     learning_rate=0.002,
     precision="float32",
+    linear_paths=False,
     seed=0,
 ):
     """Train the autoencoder on a float32 tensor X; return the per-epoch mean losses."""
     torch.manual_seed(seed)
     n_features = X.shape[1]
-    model = nn.Sequential(
-        mlp([n_features, *hidden, n_components]),
-        mlp([n_components, *reversed(hidden), n_features]),
-    )
+    encoder = mlp([n_features, *hidden, n_components])
+    decoder = mlp([n_components, *reversed(hidden), n_features])
+    if linear_paths:
+        encoder, decoder = WithLinearPath(encoder), WithLinearPath(decoder)
+    model = nn.Sequential(encoder, decoder)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
     autocast = torch.autocast(
         "cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"

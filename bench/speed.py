@@ -6,15 +6,18 @@ of the same shape when the dataset is not installed):
 - the machine's matmul rate (fp32 and bf16), hence the matmul-bound limit of
   samples/s for each model: one training sample costs 6 FLOPs per weight
   (forward 2, backward 4), one inference sample 2 per weight it passes;
-- the chapter's own loop (bench/chapter_loop.py), skae on the chapter's model,
-  skae's default model, MLPRegressor fitted X -> X, PCA fit and transform;
+- the chapter's own loop (bench/chapter_loop.py) and skae on the chapter's
+  model; a plain PyTorch loop (bench/plain_loop.py) of skae's default network,
+  with and without the PCA start's linear paths, against skae's default fit
+  (k=30) without early stopping, in float32 and, where the CPU has it natively,
+  bfloat16; skae's default fit as is; MLPRegressor fitted X -> X; PCA;
 - transform / inverse_transform throughput, the cost per epoch at 15k/30k/60k
   samples, and the peak extra memory of transforming a large numpy memmap.
 
 Prints a table (samples/s, ratio to the chapter's loop, % of the limit) and
 writes ``speed.json`` into ``--out``.
 
-Run:  python bench/speed.py [--epochs 2] [--memmap-rows 1000000] [--out DIR]
+Run:  python bench/speed.py [--epochs 3] [--rounds 3] [--memmap-rows 1000000] [--out DIR]
 """
 
 import argparse
@@ -28,12 +31,14 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import plain_loop
 import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
 from skae import MLPAutoencoder
+from skae._precision import native_bfloat16
 from skae._presets import CHAPTER_PARAMS
 
 import chapter_loop
@@ -138,7 +143,7 @@ def memmap_transform(model, rows, workdir):
 def main(argv=None):
     """Run every measurement, print the table, write speed.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument(
         "--rounds", type=int, default=3, help="timed runs of each (best kept)"
     )
@@ -172,7 +177,9 @@ def main(argv=None):
 
     # Training: every contender warmed up once, then `--rounds` rounds in
     # turn, each keeping its fastest; ratios come from this one run.
-    rows_bf16 = min(n, 6000)
+    native = native_bfloat16("cpu")
+    precisions = ["float32", "bfloat16"] if native else ["float32"]
+    X_tensor = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
 
     def fit(model, data, *target):
         return timed(lambda: model.fit(data, *target))[1]
@@ -200,61 +207,85 @@ def main(argv=None):
         contender.samples = samples
         return contender
 
-    def chapter_loop_run():
-        _, seconds = timed(chapter_loop.train, X, epochs)
-        return None, seconds
+    def loop(function, *args, **kwargs):
+        def contender():
+            return None, timed(function, *args, **kwargs)[1]
 
-    chapter_loop_run.samples = epochs * n
-    default = partial(
-        MLPAutoencoder, 2, max_iter=epochs, random_state=0, early_stopping=False
-    )
+        contender.samples = epochs * n
+        return contender
+
+    def default(**params):
+        return MLPAutoencoder(30, max_iter=epochs, random_state=0, **params)
+
     contenders = {
-        "chapter loop (fit)": chapter_loop_run,
-        "skae, chapter model (fit)": run(chapter_model, X, epochs * n),
-        "skae, default model k=2 (fit)": run(default, X, epochs * n),
-        "skae, chapter model, float32": run(
-            chapter_model, X[:rows_bf16], epochs * rows_bf16
-        ),
-        "skae, chapter model, bfloat16": run(
-            partial(chapter_model, precision="bfloat16"),
-            X[:rows_bf16],
-            epochs * rows_bf16,
-        ),
-        "MLPRegressor X->X (fit, 1 epoch)": run(mlp_regressor, X, n, X),
-        "PCA(100) fit": run(partial(PCA, 100, random_state=0), X, n),
+        "chapter loop": loop(chapter_loop.train, X, epochs),
+        "skae, chapter model": run(chapter_model, X, epochs * n),
     }
-    best = interleaved_best(contenders, args.rounds)
-    default_macs = sum(
-        model_macs(
-            best["skae, default model k=2 (fit)"][0].hidden_layer_sizes_, 2, "pca"
+    for precision in precisions:
+        contenders[f"plain loop, MLP only, {precision}"] = loop(
+            plain_loop.train, X_tensor, epochs, precision=precision
         )
-    )
-    macs = {
-        "chapter loop (fit)": chapter_macs,
-        "skae, chapter model (fit)": chapter_macs,
-        "skae, default model k=2 (fit)": default_macs,
-        "skae, chapter model, float32": chapter_macs,
-        "skae, chapter model, bfloat16": chapter_macs,
-        "MLPRegressor X->X (fit, 1 epoch)": chapter_macs,
-        "PCA(100) fit": None,
-    }
+        contenders[f"plain loop, same model, {precision}"] = loop(
+            plain_loop.train, X_tensor, epochs, precision=precision, linear_paths=True
+        )
+        contenders[f"skae k=30, no early stopping, {precision}"] = run(
+            partial(default, early_stopping=False, precision=precision),
+            X,
+            epochs * n,
+        )
+    contenders["skae k=30, defaults"] = run(default, X, epochs * n)
+    contenders["MLPRegressor X->X (fit, 1 epoch)"] = run(mlp_regressor, X, n, X)
+    contenders["PCA(100) fit"] = run(partial(PCA, 100, random_state=0), X, n)
+    best = interleaved_best(contenders, args.rounds)
+
+    default_hidden = best["skae k=30, defaults"][0].hidden_layer_sizes_
+    default_macs = sum(model_macs(default_hidden, 30, "pca"))
+    mlp_macs = sum(model_macs(default_hidden, 30, "random"))
     notes = {
-        "skae, default model k=2 (fit)": "PCA start included",
-        "skae, chapter model, float32": f"first {rows_bf16} rows",
-        "skae, chapter model, bfloat16": f"first {rows_bf16} rows",
+        "skae, chapter model": "precision " + best["skae, chapter model"][0].precision_,
+        "skae k=30, defaults": "early stopping on, precision "
+        + best["skae k=30, defaults"][0].precision_,
     }
     for name, contender in contenders.items():
+        if "chapter" in name or "MLPRegressor" in name:
+            macs = chapter_macs
+        elif "PCA(" in name:
+            macs = None
+        elif "MLP only" in name:
+            macs = mlp_macs
+        else:
+            macs = default_macs
         add(
             name,
             contender.samples / best[name][1],
-            macs[name],
+            macs,
             note=notes.get(name, ""),
         )
-    chapter = best["skae, chapter model (fit)"][0]
+    chapter = best["skae, chapter model"][0]
     pca = best["PCA(100) fit"][0]
-    bf16_loss_ratio = (
-        best["skae, chapter model, bfloat16"][0].loss_
-        / best["skae, chapter model, float32"][0].loss_
+    speed = {row["name"]: row["samples_per_s"] for row in rows}
+    default_precision = best["skae k=30, defaults"][0].precision_
+    ratios = {
+        "chapter model / chapter loop": speed["skae, chapter model"]
+        / speed["chapter loop"],
+        "defaults / plain loop, same model (its precision)": speed[
+            "skae k=30, defaults"
+        ]
+        / speed[f"plain loop, same model, {default_precision}"],
+        "defaults / plain loop, MLP only (its precision)": speed["skae k=30, defaults"]
+        / speed[f"plain loop, MLP only, {default_precision}"],
+    }
+    for precision in precisions:
+        skae_speed = speed[f"skae k=30, no early stopping, {precision}"]
+        ratios[f"no early stopping / plain loop, same model, {precision}"] = (
+            skae_speed / speed[f"plain loop, same model, {precision}"]
+        )
+        ratios[f"no early stopping / plain loop, MLP only, {precision}"] = (
+            skae_speed / speed[f"plain loop, MLP only, {precision}"]
+        )
+    ratios["default precision / float32, no early stopping"] = (
+        speed[f"skae k=30, no early stopping, {default_precision}"]
+        / speed["skae k=30, no early stopping, float32"]
     )
 
     # Inference: 2 FLOPs per multiply-add, one pass; a fraction of a second
@@ -287,6 +318,9 @@ def main(argv=None):
         for size in scaling
     }
 
+    print("ratios measured in this run:")
+    for name, ratio in ratios.items():
+        print(f"  {name}: {ratio:.2f}")
     baseline = rows[0]["samples_per_s"]
     print(f"{'':<36}{'samples/s':>12}{'x chapter':>11}{'% of limit':>12}")
     for row in rows:
@@ -300,7 +334,6 @@ def main(argv=None):
             f"{row['name']:<36}{row['samples_per_s']:>12,.0f}"
             f"{row['ratio_to_chapter']:>11.2f}{percent:>12}  {row['note']}"
         )
-    print(f"bfloat16 / float32 final training loss: {bf16_loss_ratio:.4f}")
     print("time per epoch (chapter model), relative to linear in n:")
     for size, row in scaling_rows.items():
         print(
@@ -331,7 +364,7 @@ def main(argv=None):
         "rows": rows,
         "epoch_scaling": scaling_rows,
         "memmap_transform": memmap,
-        "bf16_final_loss_ratio": bf16_loss_ratio,
+        "ratios": ratios,
     }
     write_results(args.out / "speed.json", result)
 

@@ -149,6 +149,10 @@ def _speed_table():
         f"bf16 {gflops['bf16']:.1f} GFLOP/s; {results['epochs']} epochs. "
         f"{speed_method(results)}.\n\n"
         + _table(["", "samples/s", "x chapter loop", "% of limit"], rows)
+        + "".join(
+            f"\n- {name}: {ratio:.2f}\n"
+            for name, ratio in results.get("ratios", {}).items()
+        )
         + f"\nTime per epoch, chapter's model: {scaling}.\n"
         + (
             ""
