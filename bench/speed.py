@@ -17,7 +17,8 @@ of the same shape when the dataset is not installed):
 Prints a table (samples/s, ratio to the chapter's loop, % of the limit) and
 writes ``speed.json`` into ``--out``.
 
-Run:  python bench/speed.py [--epochs 3] [--rounds 3] [--memmap-rows 1000000] [--out DIR]
+Run:  python bench/speed.py [--epochs 3] [--rounds 3] [--memmap-rows 1000000]
+      [--out DIR]
 """
 
 import argparse

@@ -24,6 +24,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skae._crossval import applies as cross_validation_applies
+from skae._crossval import cross_validated_fit
 from skae._missing import ObservedEncoder, reconstructor
 from skae._persistence import read_fitted, save_model, written_fitted
 from skae._rows import RowSource
@@ -109,7 +111,10 @@ class BaseAutoencoder(
         config, rows, callbacks = self._prepare(
             X, sample_weight, reset=previous is None
         )
-        state = Trainer(config, callbacks, started).fit(rows, previous)
+        if cross_validation_applies(config, rows, previous):
+            state = cross_validated_fit(config, rows, callbacks, started)
+        else:
+            state = Trainer(config, callbacks, started).fit(rows, previous)
         self._publish_measured(state, config, rows)
         return self
 

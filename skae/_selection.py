@@ -61,16 +61,25 @@ def beats_pca(
             batch = X_validation[start : start + step].to(device)
             inputs = batch if fill is None else filled(batch, fill)
             pca_output = (inputs - mean) @ components.T @ components + mean
-            model_parts.append(_row_errors(decoder(encoder(inputs)), batch))
-            pca_parts.append(_row_errors(pca_output, batch))
+            model_parts.append(row_errors(decoder(encoder(inputs)), batch))
+            pca_parts.append(row_errors(pca_output, batch))
         model_errors, pca_errors = torch.cat(model_parts), torch.cat(pca_parts)
+    return paired_decision(model_errors, pca_errors, validation_weight)
+
+
+def paired_decision(model_errors, pca_errors, weight=None):
+    """Whether the model's per-row errors beat PCA's beyond noise; and statistics.
+
+    The weighted mean of the paired differences (model minus PCA) must lie
+    below zero by `Z` standard errors (Kish's effective number of rows).
+    """
     differences = (model_errors - pca_errors).double()
     pca_squared = pca_errors.double()
     n_rows = differences.shape[0]
-    if validation_weight is None:
+    if weight is None:
         weights = torch.ones_like(differences)
     else:
-        weights = validation_weight.to(differences)
+        weights = weight.to(differences)
     weights = weights / weights.sum()
     average = float((weights * differences).sum())
     pca_score = -float((weights * pca_squared).sum())
@@ -94,7 +103,7 @@ def beats_pca(
     }
 
 
-def _row_errors(output, X):
+def row_errors(output, X):
     """Mean squared error of each row over its observed (not NaN) entries."""
     squares = (output - X).square()
     observed = ~torch.isnan(squares)

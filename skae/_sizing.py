@@ -17,6 +17,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from skae._budget import check_max_time
+from skae._torch_utils import shared_seed
 from skae._trainer import Trainer
 from skae._validation import check_validation_size, early_stopping_on
 from skae._variance import (
@@ -190,7 +191,7 @@ class _WidthSearch:
             self.deadline = started + check_max_time(config.max_time)
         # One seed for every width, so the chosen width's model is the fit
         # of that width with this seed.
-        self.seed = _shared_seed(config.random_state)
+        self.seed = shared_seed(config.random_state)
         self.tried = {}
         self.record = []
         self.last = None
@@ -251,15 +252,6 @@ class _WidthSearch:
 def _fits_left(lo, hi):
     """Fits a bisection of the bracket (lo, hi] may still need, the last included."""
     return max(1, math.ceil(math.log2(max(hi - lo, 1)))) + 1
-
-
-def _shared_seed(random_state):
-    """Return one int seed for every width, drawn as `make_generator` draws it."""
-    if isinstance(random_state, Integral):
-        return int(random_state)
-    if random_state is None:
-        random_state = np.random.mtrand._rand
-    return int(random_state.randint(np.iinfo(np.int32).max))
 
 
 def _total_variance(X, weights):

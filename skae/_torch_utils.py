@@ -52,14 +52,11 @@ def resolve_device(name):
     return device
 
 
-def make_generator(random_state):
-    """Return a CPU torch.Generator seeded from a scikit-learn `random_state`.
+def shared_seed(random_state):
+    """Return the int seed `make_generator` draws from a scikit-learn `random_state`.
 
-    An int seeds the generator directly, so a model built with seed s draws the
-    same initial weights as torch's own layers after ``torch.manual_seed(s)``.
-    None draws one seed from NumPy's global random state, as every scikit-learn
-    estimator does (so ``np.random.seed`` makes fits reproducible), and a
-    RandomState draws one seed from itself. The global torch state is never used.
+    For runs that must share one seed (the widths of a search, the folds of a
+    cross-validation): each then starts as a fit with ``random_state=seed``.
     """
     if random_state is None:
         random_state = np.random.mtrand._rand
@@ -72,6 +69,19 @@ def make_generator(random_state):
             f"random_state={random_state!r} must be None, an int or a "
             "numpy.random.RandomState."
         )
+    return seed
+
+
+def make_generator(random_state):
+    """Return a CPU torch.Generator seeded from a scikit-learn `random_state`.
+
+    An int seeds the generator directly, so a model built with seed s draws the
+    same initial weights as torch's own layers after ``torch.manual_seed(s)``.
+    None draws one seed from NumPy's global random state, as every scikit-learn
+    estimator does (so ``np.random.seed`` makes fits reproducible), and a
+    RandomState draws one seed from itself. The global torch state is never used.
+    """
+    seed = shared_seed(random_state)
     generator = torch.Generator(device="cpu")
     generator.manual_seed(seed)
     return generator

@@ -134,11 +134,13 @@ class Trainer:
             or self._precision(working, parts, None),
         )
 
-    def fit(self, rows, previous=None, incremental=False):
+    def fit(self, rows, previous=None, incremental=False, stop_after=None):
         """Train a new model on `rows`, or a copy of `previous`; return its state.
 
         `previous` is the state a warm start or partial_fit continues, else
         None; `incremental` runs one epoch on every row (partial_fit).
+        `stop_after` ends the plan after that many epochs of the schedule
+        planned for ``max_iter`` (a number cross-validation chose).
         """
         config = self.config
         max_time = None if incremental else check_max_time(config.max_time)
@@ -193,6 +195,7 @@ class Trainer:
 
         state.use_optimizer(config.solver, config.learning_rate_init, config.momentum)
         n_epochs = 1 if incremental else config.max_iter
+        last_epoch = history.n_iter + (n_epochs if stop_after is None else stop_after)
         schedule = "constant" if incremental else config.learning_rate
         stopping = StoppingRule(
             validation_size > 0, config.tol, config.n_iter_no_change
@@ -203,7 +206,7 @@ class Trainer:
         plan = Plan(
             schedule=schedule,
             total_steps=n_epochs * n_batches(parts.X.shape[0], self._batch(parts)),
-            last_epoch=history.n_iter + n_epochs,
+            last_epoch=last_epoch,
             validation_size=validation_size,
             split_seed=split["seed"] if validation_size else None,
             params=None if incremental else config.params,
@@ -216,7 +219,7 @@ class Trainer:
             parts,
             rows,
             scheduler=scheduler,
-            n_epochs=n_epochs,
+            n_epochs=last_epoch - history.n_iter,
             resumable=not incremental,
             precision=self._precision(state, parts, previous),
         )
