@@ -3,14 +3,15 @@
 On a few hundred rows, the tenth that early stopping holds out is a few dozen
 rows: too few for a real gain to clear `skae._selection`'s bar of two standard
 errors, so such fits returned PCA. Up to `MAX_ROWS` rows, a default fit
-(``early_stopping="auto"``, a PCA start, no time budget, complete dense rows)
+(``early_stopping="auto"``, a PCA start, complete dense rows)
 cross-validates instead: it trains the network `N_FOLDS` times, each time on all
 folds but one, and scores every epoch on the fold left out, so that every row
 is held out once. The number of epochs is the one with the lowest out-of-fold
 error; the network is kept when, at that number, its per-row errors beat those
 of PCA of the same training folds by two standard errors over all the rows.
 The fit then trains on every row for that many epochs (the same schedule,
-planned for ``max_iter``), or returns PCA of every row.
+planned for ``max_iter``), and keeps the result or returns PCA of every row.
+A ``max_time`` is shared among the runs, as in the width search.
 
 Each fold is one `skae._trainer.Trainer` run; the module never sees the
 estimator.
@@ -24,11 +25,13 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+from skae._budget import check_max_time
 from skae._config import resolve_init
 from skae._missing import principal_axes
+from skae._precision import choose_precision
 from skae._rows import RowSource
 from skae._selection import paired_decision, row_errors
-from skae._torch_utils import shared_seed
+from skae._torch_utils import resolve_device, shared_seed
 from skae._trainer import Callbacks, Trainer
 from skae._variance import observed_mean
 from skae._warnings import warn
@@ -37,11 +40,13 @@ from skae._warnings import warn
 # trained on the other 80%.
 N_FOLDS = 5
 # Cross-validation replaces the single held-out split up to this many rows:
-# above it the split holds out hundreds of rows, enough to decide, and
-# N_FOLDS + 1 fits would cost more than they tell.
-MAX_ROWS = 2000
+# above it the split holds out over a hundred rows, and N_FOLDS + 1 fits, about
+# five times the work of one, would cost more than they tell.
+MAX_ROWS = 1000
 # Below this many rows, a fold's model trains on too few rows to say anything.
 MIN_ROWS = 20
+# The least time budget a run gets (seconds): it then trains one epoch.
+MIN_SHARE = 1e-3
 
 
 def applies(config, rows, previous):
@@ -50,22 +55,43 @@ def applies(config, rows, previous):
     return (
         previous is None
         and config.early_stopping == "auto"
-        and config.max_time is None
         and init == "pca"
         and not rows.sparse
         and not rows.missing
         and MIN_ROWS <= rows.n_samples <= MAX_ROWS
+        # Every fold must train on rows that weigh something.
+        and (rows.weight is None or int((rows.weight > 0).sum()) >= MIN_ROWS)
     )
 
 
-def cross_validated_fit(config, rows, callbacks, started):
+def fit_new(config, rows, callbacks, started, on_interrupt="keep"):
+    """Train a new model on `rows`: cross-validated where it `applies`, else once.
+
+    What `fit` does from scratch, for the width search to do at every width.
+    """
+    if applies(config, rows, None):
+        return cross_validated_fit(config, rows, callbacks, started, on_interrupt)
+    return Trainer(config, callbacks, started, on_interrupt=on_interrupt).fit(rows)
+
+
+def cross_validated_fit(config, rows, callbacks, started, on_interrupt="keep"):
     """Return the state of a fit decided by cross-validation (see the module).
 
     Ctrl-C during the folds leaves the caller as it was (nothing to resume);
-    during the final fit, it keeps the epochs finished, resumable.
+    during the final fit, it keeps the epochs finished, resumable, unless
+    `on_interrupt` is "raise" (see `skae._trainer.Trainer`).
     """
     seed = shared_seed(config.random_state)
-    config = replace(config, random_state=seed, early_stopping=False)
+    precision = config.precision
+    if precision == "auto":
+        # One arithmetic for every run: the folds measure what the fit trains.
+        precision = choose_precision(resolve_device(config.device), rows.n_samples)
+    config = replace(
+        config, random_state=seed, early_stopping=False, precision=precision
+    )
+    deadline = None
+    if config.max_time is not None:
+        deadline = started + check_max_time(config.max_time)
     n_samples = rows.n_samples
     weights = rows.weights()
     fold_of = np.empty(n_samples, dtype=np.int64)
@@ -77,55 +103,74 @@ def cross_validated_fit(config, rows, callbacks, started):
     try:
         for fold in range(N_FOLDS):
             held_out = fold_of == fold
-            errors[:, held_out] = _fold_errors(config, rows, ~held_out, held_out)
+            budgeted = _share(config, deadline, N_FOLDS + 1 - fold)
+            errors[:, held_out] = _fold_errors(budgeted, rows, ~held_out, held_out)
     except KeyboardInterrupt:
         callbacks.restore(before)
-        warn(
-            "Cross-validation interrupted by user: this model is left as it was "
-            "before fit, and there is nothing to resume. Call fit again."
-        )
+        if on_interrupt == "keep":
+            warn(
+                "Cross-validation interrupted by user: this model is left as it "
+                "was before fit, and there is nothing to resume. Call fit again."
+            )
         raise
     except BaseException:
         callbacks.restore(before)
         raise
-    # Every fold ran every epoch: a fold that stopped early (its training loss
-    # no longer improving) holds its last error for the epochs it skipped.
+    # A fold that stopped early (its training loss no longer improving, or its
+    # share of the time spent) holds its last error for the epochs it skipped.
     errors = _carry_forward(errors)
     row_weights = None if weights is None else weights / weights.sum()
-    curve = errors @ row_weights if row_weights is not None else errors.mean(axis=1)
-    best_epoch = int(np.argmin(curve[1:])) + 1
+    curve = errors.mean(axis=1) if row_weights is None else errors @ row_weights
+    epochs = int(np.argmin(curve[1:])) + 1
     keep, _ = paired_decision(
-        torch.from_numpy(errors[best_epoch]),
+        torch.from_numpy(errors[epochs]),
         torch.from_numpy(errors[0]),
         None if weights is None else torch.from_numpy(weights),
     )
     if config.verbose:
         print(
-            f"{N_FOLDS}-fold cross-validation: {best_epoch} epochs, out-of-fold "
-            f"error {curve[best_epoch]:.6g} against PCA's {curve[0]:.6g}: "
+            f"{N_FOLDS}-fold cross-validation: {epochs} epochs, out-of-fold "
+            f"error {curve[epochs]:.6g} against PCA's {curve[0]:.6g}: "
             + ("keep the network" if keep else "return PCA")
         )
-    epochs = best_epoch if keep else 0
+    final = _share(config, deadline, 1)
     with warnings.catch_warnings():
         if epochs < config.max_iter:
             # Stopping where cross-validation said is no failure to converge.
             warnings.filterwarnings(
                 "ignore", message="Stochastic Optimizer", category=ConvergenceWarning
             )
-        state = Trainer(config, callbacks, started).fit(rows, stop_after=epochs)
-    chosen = errors[epochs]
+        trainer = Trainer(final, callbacks, time.perf_counter(), on_interrupt)
+        state = trainer.fit(rows, stop_after=epochs)
     history = state.history
-    history.validation_scores = [-float(value) for value in curve[1:]]
-    history.validation_loss_curve = (
-        [0.5 * float(value) for value in curve[1:]]
-        if config.loss == "squared_error"
-        else None
-    )
-    history.best_validation_score = -float(curve[epochs])
-    history.held_out_explained_variance = _explained(rows.X, weights, chosen)
+    if not state.unfinished:
+        if not keep:
+            # No number of epochs beat PCA beyond noise out of fold: return PCA
+            # of all the rows, as ``PCA().fit(X)`` would.
+            state.restart_from_pca(rows.on(state.device), rows.weight_on(state.device))
+        chosen = epochs if keep else 0
+        ran = curve[1 : history.n_iter + 1]
+        history.validation_scores = [-float(value) for value in ran]
+        history.validation_loss_curve = (
+            [0.5 * float(value) for value in ran]
+            if config.loss == "squared_error"
+            else None
+        )
+        history.best_validation_score = -float(curve[chosen])
+        history.held_out_explained_variance = _explained(
+            rows.X, weights, errors[chosen]
+        )
     history.fit_time = time.perf_counter() - started
     callbacks.publish(state)
     return state
+
+
+def _share(config, deadline, runs_left):
+    """Return `config` with its share of the time left (None: no budget)."""
+    if deadline is None:
+        return config
+    share = max(deadline - time.perf_counter(), 0.0) / runs_left
+    return replace(config, max_time=max(share, MIN_SHARE))
 
 
 def _fold_errors(config, rows, training, held_out):

@@ -8,7 +8,7 @@ fixed ``random_state`` gives one model on a given machine.
 
 import torch
 
-# "auto" trains in bfloat16 from this many training rows on: below it a fit
+# "auto" trains in bfloat16 when fit is given this many rows: below it a fit
 # takes about a second either way, and float32 keeps small fits (where the
 # comparison with PCA is decided on few held-out rows) in full precision.
 AUTO_BFLOAT16_MIN_ROWS = 10_000
@@ -29,7 +29,7 @@ def native_bfloat16(device):
 def choose_precision(device, n_samples):
     """Return "bfloat16" where `device` computes it natively and the fit is large.
 
-    A fit of `n_samples` training rows on `device`; "float32" elsewhere.
+    A fit given `n_samples` rows on `device`; "float32" elsewhere.
     """
     if n_samples >= AUTO_BFLOAT16_MIN_ROWS and native_bfloat16(device):
         return "bfloat16"

@@ -5,8 +5,9 @@ a fraction of the variance on the rows the fit measures (the early-stopping
 rows it holds out, else the training rows). PCA fitted on the training rows
 gives an upper bound for free: the autoencoder starts as PCA, and early
 stopping keeps that start when training does not beat it. Each width tried is
-one `skae._trainer.Trainer` run of the configuration at that width, so it can
-stop early; the chosen width's state is exactly what
+trained as `fit` trains from scratch (`skae._crossval.fit_new`: one trainer
+run, or a cross-validated one on small data), so it can stop early; the chosen
+width's state is exactly what
 ``MLPAutoencoder(n_components=n_components_, random_state=seed).fit(X)`` trains.
 """
 
@@ -17,8 +18,8 @@ from numbers import Integral, Real
 import numpy as np
 
 from skae._budget import check_max_time
+from skae._crossval import fit_new
 from skae._torch_utils import shared_seed
-from skae._trainer import Trainer
 from skae._validation import check_validation_size, early_stopping_on
 from skae._variance import (
     held_out_rows,
@@ -72,7 +73,7 @@ def check_measurable(params, n_samples):
 def search_width(config, rows, callbacks, started):
     """Find the smallest width explaining ``config.n_components`` of the variance.
 
-    Checks what the search needs of `rows` and runs a `Trainer` at every width
+    Checks what the search needs of `rows` and trains every width
     it tries, reporting to `callbacks`. Returns (the chosen width's trained
     state, its explained variance, the record of every width tried): the
     caller publishes them. A ``max_time`` is shared among the widths: each run
@@ -217,9 +218,8 @@ class _WidthSearch:
         config = self.config.at_width(
             n_components, random_state=self.seed, max_time=max_time
         )
-        trainer = Trainer(config, self.callbacks, start, on_interrupt="raise")
         try:
-            state = trainer.fit(self.rows)
+            state = fit_new(config, self.rows, self.callbacks, start, "raise")
         except KeyboardInterrupt:
             warn(
                 f"Width search interrupted by user while fitting n_components="

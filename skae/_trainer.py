@@ -130,8 +130,7 @@ class Trainer:
             n_epochs=0 if working.stopping.stopped else remaining,
             resumable=True,
             # The arithmetic the interrupted fit chose, "auto" included.
-            precision=working.history.precision
-            or self._precision(working, parts, None),
+            precision=working.history.precision or self._precision(rows, None),
         )
 
     def fit(self, rows, previous=None, incremental=False, stop_after=None):
@@ -221,22 +220,22 @@ class Trainer:
             scheduler=scheduler,
             n_epochs=last_epoch - history.n_iter,
             resumable=not incremental,
-            precision=self._precision(state, parts, previous),
+            precision=self._precision(rows, previous),
         )
 
     def _batch(self, parts):
         """Rows per optimisation step: batch_size clipped to the training rows."""
         return min(self.config.batch_size, parts.X.shape[0])
 
-    def _precision(self, state, parts, previous):
-        """Return the arithmetic to train in: "auto" resolved on this model."""
+    def _precision(self, rows, previous):
+        """Return the arithmetic to train in: "auto" resolved for this device and X."""
         config = self.config
         if config.precision != "auto":
             return config.precision
         if previous is not None and previous.history.precision is not None:
             # A warm start or partial_fit continues in the arithmetic chosen.
             return previous.history.precision
-        return choose_precision(parts.X.device, parts.X.shape[0])
+        return choose_precision(resolve_device(config.device), rows.n_samples)
 
     def _offer_start(self, stopping, state, previous, parts, fill):
         """Make the model a fit starts from a candidate of early stopping.

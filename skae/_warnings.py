@@ -6,9 +6,10 @@ import warnings
 
 import sklearn
 
+# The folders of skae's and scikit-learn's own modules.
 _INTERNAL = tuple(
     os.path.dirname(os.path.abspath(path)) + os.sep
-    for path in (os.path.dirname(__file__) + os.sep, sklearn.__file__)
+    for path in (__file__, sklearn.__file__)
 )
 
 

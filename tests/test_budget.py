@@ -37,7 +37,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    for module in ("_budget", "_base", "_trainer", "_sizing"):
+    for module in ("_budget", "_base", "_trainer", "_sizing", "_crossval"):
         monkeypatch.setattr(
             getattr(skae, module), "time", types.SimpleNamespace(perf_counter=fake)
         )
@@ -50,12 +50,17 @@ def X():
 
 
 def budgeted(**params):
-    """The defaults (PCA start, one-cycle, early stopping) with a budget."""
+    """The defaults (PCA start, one-cycle, early stopping) with a budget.
+
+    Early stopping on the held-out rows: on 300 rows the defaults would
+    cross-validate, six runs sharing the budget (tested at the end).
+    """
     defaults = {
         "n_components": 3,
         "hidden_layer_sizes": (16,),
         "max_iter": MAX_ITER,
         "random_state": 0,
+        "early_stopping": True,
     }
     return MLPAutoencoder(**{**defaults, **params})
 
@@ -169,7 +174,7 @@ def test_warm_start_gives_each_fit_its_own_budget(clock, X):
 
 
 def test_partial_fit_ignores_the_budget(clock, X):
-    ae = budgeted(max_time=0.5)
+    ae = budgeted(max_time=0.5, early_stopping="auto")
     ae.partial_fit(X)
     ae.partial_fit(X)
     assert ae.n_iter_ == 2
@@ -249,3 +254,28 @@ def test_numpy_scalars_save_mid_fit(X, tmp_path):
     ae.set_params(callbacks=None).save(tmp_path / "m.skae")
     loaded = skae.load(tmp_path / "m.skae")
     assert loaded._state.plan.params["max_time"] == 1e6
+
+
+def test_cross_validation_shares_the_budget_among_its_runs(clock, X):
+    # Six trainer runs (five folds and the final fit) within one budget: each
+    # gets a share of the time left, and the whole fit ends near it.
+    seen = []
+    real = skae._trainer.Trainer.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.config.max_time)
+        return real(self, *args, **kwargs)
+
+    skae._trainer.Trainer.fit = spy
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ae = budgeted(early_stopping="auto", max_time=600.0).fit(X)
+    finally:
+        skae._trainer.Trainer.fit = real
+    assert len(seen) == 6
+    # The first fold gets a sixth of the time; each later run, its part of
+    # what is left, so the fit ends within the budget.
+    assert seen[0] <= 600.0 / 6
+    assert ae.fit_time_ <= 600.0
+    assert ae.validation_scores_ is not None

@@ -229,7 +229,7 @@ def test_resume_refuses_other_sample_weights_and_leaves_the_model_unchanged(
     X_small,
 ):
     weights = np.random.RandomState(1).rand(200) + 0.5
-    ae = tiny(max_iter=4, callbacks=[interrupt_after_epoch(1)])
+    ae = tiny(max_iter=4, early_stopping=True, callbacks=[interrupt_after_epoch(1)])
     with pytest.warns(UserWarning, match="interrupted"):
         ae.fit(X_small, sample_weight=weights)
     ae.set_params(callbacks=None)
@@ -252,8 +252,9 @@ def test_defaults_are_max_iter_18_and_tol_1e_5(X_small):
     assert params["max_iter"] == 18
     assert params["tol"] == 1e-5
     # With the default max_iter, a fit the stopping rule cannot end runs 18
-    # epochs and says so.
-    ae = tiny(n_iter_no_change=100)
+    # epochs and says so (on held-out rows: cross-validation, the default on
+    # 200 rows, would choose the number of epochs itself).
+    ae = tiny(n_iter_no_change=100, early_stopping=True)
     with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(18\) reached"):
         ae.fit(X_small)
     assert ae.n_iter_ == 18 and len(ae.loss_curve_) == 18

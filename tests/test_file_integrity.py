@@ -168,7 +168,11 @@ def test_a_missing_or_wrong_digest_is_refused(tmp_path, saved, edit, message):
 def test_a_checkpoint_carries_a_digest_and_a_damaged_one_is_refused(tmp_path):
     checkpoint = Checkpoint(tmp_path / "ckpt-{epoch}.skae")
     MLPAutoencoder(
-        n_components=2, hidden_layer_sizes=(4,), max_iter=3, callbacks=[checkpoint]
+        n_components=2,
+        hidden_layer_sizes=(4,),
+        max_iter=3,
+        early_stopping=False,
+        callbacks=[checkpoint],
     ).fit(small_data())
     first, second, _ = checkpoint.saved_
     data = first.read_bytes()

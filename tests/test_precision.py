@@ -58,9 +58,9 @@ def test_auto_is_the_default():
     [
         (False, 100, "float32"),
         (True, 100, "bfloat16"),
-        # 400 rows, 40 held out: 360 training rows decide.
-        (True, 360, "bfloat16"),
-        (True, 361, "float32"),
+        # The rows fit is given decide (400), not those it trains on.
+        (True, 400, "bfloat16"),
+        (True, 401, "float32"),
     ],
 )
 def test_auto_is_bfloat16_on_native_hardware_for_large_fits(

@@ -524,7 +524,7 @@ def test_a_fit_that_returns_pca_of_all_rows_is_scored_by_pca_of_the_others():
     from skae._rows import held_out_indices
 
     X = np.random.RandomState(0).rand(60, 30)
-    ae = small(10, max_iter=1).fit(X)
+    ae = small(10, max_iter=1, early_stopping=True).fit(X)
     everything = PCA(10, svd_solver="full").fit(X)
     assert_allclose(
         ae.reconstruct(X),

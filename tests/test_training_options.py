@@ -466,6 +466,7 @@ def test_the_pca_paths_train_at_a_tenth_of_the_rate(schedule):
         hidden_layer_sizes=(8,),
         learning_rate=schedule,
         max_iter=3,
+        early_stopping=False,
         random_state=0,
         callbacks=[record],
     ).fit(X)
