@@ -361,6 +361,7 @@ def _onnx_one_row():
 def _never_worse_table():
     results = json.loads((RESULTS / "never_worse.json").read_text())
     machine = results["machine"]
+    strategies = list(results["strategies"])
     groups = {}
     for row in results["rows"]:
         groups.setdefault((row["data"], row["n_components"]), []).append(row)
@@ -368,22 +369,45 @@ def _never_worse_table():
         [
             data,
             str(k),
-            f"{min(r['ratio'] for r in runs):.3f}",
-            f"{max(r['ratio'] for r in runs):.3f}",
+            *(f"{max(r['ratios'][name] for r in runs):.3f}" for name in strategies),
             f"{sum(r['returned_pca'] for r in runs)} of {len(runs)}",
-            f"{max(r['fit_seconds'] for r in runs):.1f}",
+            f"{max(r['fit_seconds'] for r in runs):.2f}",
         ]
         for (data, k), runs in groups.items()
     ]
-    worst = max(results["rows"], key=lambda row: row["ratio"])
+    summary = "".join(
+        f"\n- {group} sets ("
+        + (
+            "training rows up to " + f"{results['small_rows']:,}"
+            if group == "small"
+            else "every set"
+        )
+        + "): "
+        + "; ".join(
+            f"{name} worst {values['worst']:.3f}, median {values['median']:.3f}"
+            for name, values in by_strategy.items()
+        )
+        + "\n"
+        for group, by_strategy in results["summary"].items()
+    )
     return (
-        f"Measured {machine['date']} with ``python bench/never_worse.py`` "
-        f"({results['seeds']} seeds; torch {machine['torch']}, "
-        f"{machine['cpu_capability']} kernels). Held-out error as a fraction of "
-        "PCA's, best and worst seed; how many fits returned PCA; the slowest "
-        "fit's seconds. The worst ratio of all is "
-        f"{worst['ratio']:.4f} ({worst['data']}, k={worst['n_components']}).\n\n"
-        + _table(["data", "k", "best", "worst", "returned PCA", "fit s (max)"], rows)
+        _measured_by(machine, "bench/never_worse.py")
+        + f"; {results['seeds']} seeds. Test error as a fraction of PCA's, the "
+        "worst seed of each way of deciding; how many default fits returned "
+        "PCA; the slowest default fit's seconds. Worst and median ratio over "
+        "every fit:\n"
+        + summary
+        + "\n"
+        + _table(
+            [
+                "data",
+                "k",
+                *(f"{name} (worst)" for name in strategies),
+                "default returned PCA",
+                "default fit s (max)",
+            ],
+            rows,
+        )
     )
 
 
@@ -556,6 +580,42 @@ def _bf16_quality_table():
     )
 
 
+def _profile_table():
+    results = json.loads((RESULTS / "profile.json").read_text())
+    fits = results["fits"]
+    labels = list(fits[0]["phases"])
+    header = ["phase (s)"] + [
+        f"{fit['precision']}, early stopping {fit['early_stopping']}" for fit in fits
+    ]
+    rows = [
+        [label, *(f"{fit['phases'][label]:.3f}" for fit in fits)] for label in labels
+    ]
+    rows.append(["whole fit", *(f"{fit['total']:.3f}" for fit in fits)])
+    steps = results["steps_taken_apart"]
+    parts = list(steps[0]["parts"])
+    step_header = ["step part (ms)"] + [
+        f"{step['model']}, {step['precision']}" for step in steps
+    ]
+    step_rows = [
+        [part, *(f"{step['parts'][part] * 1e3:.3f}" for step in steps)]
+        for part in parts
+    ]
+    step_rows.append(
+        [
+            "whole step",
+            *(f"{sum(step['parts'].values()) * 1e3:.3f}" for step in steps),
+        ]
+    )
+    return (
+        _measured_by(results["machine"], "bench/profile_fit.py")
+        + f"; {results['data']}, {results['epochs']} epochs per fit, "
+        f"{results['steps']} steps per pass. {results['method']}.\n\n"
+        + _table(header, rows)
+        + "\n"
+        + _table(step_header, step_rows)
+    )
+
+
 def _promises_table():
     sys.path.insert(0, str(ROOT / "scripts"))
     from promises import rst, table
@@ -570,6 +630,7 @@ GENERATED.mkdir(exist_ok=True)
 for _name, _make in [
     ("never_worse", _never_worse_table),
     ("bf16_quality_table", _bf16_quality_table),
+    ("profile_table", _profile_table),
     ("quality_table", _quality_table),
     ("speed_table", _speed_table),
     ("dask_table", _dask_table),
