@@ -82,7 +82,7 @@ def last_lr(estimator):
 
 
 # promise: budget.rst / Quality per minute: a time budget
-# promise: README.md / What a minute buys: `max_time`
+# promise: budget.rst / What a minute buys
 def test_the_budget_sizes_the_epochs_and_ends_the_schedule(clock, X):
     with pytest.warns(ConvergenceWarning, match="Time budget"):
         ae = budgeted(max_time=30, tol=0).fit(X)

@@ -172,7 +172,7 @@ def test_single_row_with_an_int_width():
 
 
 # promise: sizing.rst / ``n_components`` as a fraction
-# promise: README.md / How many numbers per digit?
+# promise: sizing.rst / From the command line
 @pytest.mark.parametrize("fraction", [0.5, 0.9, 0.99])
 def test_fraction_finds_the_smallest_width_tried_below_pca(fraction):
     X = low_rank()
