@@ -10,7 +10,8 @@ beyond it.
 
 import math
 import time
-import warnings
+
+from skae._warnings import warn
 
 
 class TimeBudget:
@@ -59,12 +60,10 @@ class TimeBudget:
         affordable = n_iter + max(0, math.floor(more))
         if run == 1 and now > self.deadline and not self.warned:
             self.warned = True
-            warnings.warn(
+            warn(
                 f"max_time={self.max_time:g} seconds is shorter than the start and "
                 f"one epoch of training ({now - self.started:.3g} seconds); trained "
-                "one epoch. Raise max_time, or lower max_iter or the model's size.",
-                UserWarning,
-                stacklevel=5,
+                "one epoch. Raise max_time, or lower max_iter or the model's size."
             )
         return affordable
 

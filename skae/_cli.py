@@ -141,8 +141,9 @@ def _build_parser():
         "--precision",
         choices=("float32", "bfloat16", "auto"),
         help=(
-            "arithmetic of training (default: the preset's, float32); auto: "
-            "bfloat16 where the CPU or GPU has it natively and it is faster"
+            "arithmetic of training (default: the preset's, auto); auto: "
+            "bfloat16 where the CPU or GPU has it natively and the training set "
+            "has at least 10,000 rows, float32 elsewhere"
         ),
     )
     compare.add_argument(
@@ -515,6 +516,10 @@ def _resolved_params(model):
         params["hidden_layer_sizes"] = list(model.hidden_layer_sizes_)
         params["init"] = model._state.architecture["init"]
         params["early_stopping"] = model.validation_scores_ is not None
+        if model.validation_scores_ is not None and model._state.history.split is None:
+            # Scored out of fold: early_stopping="auto" cross-validated.
+            params["early_stopping"] = "auto"
+            params["decided_by"] = "5-fold cross-validation"
         params["n_iter_"] = model.n_iter_
         params["precision"] = model.precision_
     return params

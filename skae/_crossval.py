@@ -23,7 +23,6 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 from skae._budget import check_max_time
 from skae._config import resolve_init
@@ -98,13 +97,22 @@ def cross_validated_fit(config, rows, callbacks, started, on_interrupt="keep"):
     order = torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed))
     for fold, members in enumerate(np.array_split(order.numpy(), N_FOLDS)):
         fold_of[members] = fold
-    errors = np.full((config.max_iter + 1, n_samples), np.nan)
+    # The folds train quietly; verbose says what each found.
+    quiet = replace(config, verbose=0)
+    scored = []
     before = callbacks.save()
     try:
         for fold in range(N_FOLDS):
             held_out = fold_of == fold
-            budgeted = _share(config, deadline, N_FOLDS + 1 - fold)
-            errors[:, held_out] = _fold_errors(budgeted, rows, ~held_out, held_out)
+            budgeted = _share(quiet, deadline, N_FOLDS + 1 - fold)
+            scored.append((held_out, _fold_errors(budgeted, rows, ~held_out, held_out)))
+            if config.verbose:
+                last = max(scored[-1][1])
+                print(
+                    f"Fold {fold + 1} of {N_FOLDS}: {last} epochs, held-out error "
+                    f"{scored[-1][1][last].mean():.6g} (PCA's "
+                    f"{scored[-1][1][0].mean():.6g})"
+                )
     except KeyboardInterrupt:
         callbacks.restore(before)
         if on_interrupt == "keep":
@@ -116,8 +124,14 @@ def cross_validated_fit(config, rows, callbacks, started, on_interrupt="keep"):
     except BaseException:
         callbacks.restore(before)
         raise
-    # A fold that stopped early (its training loss no longer improving, or its
-    # share of the time spent) holds its last error for the epochs it skipped.
+    # As many epochs as the longest fold ran: a fold that stopped earlier (its
+    # training loss no longer improving, or its share of the time spent) holds
+    # its last error for the epochs it skipped.
+    n_epochs = max(max(errors) for _, errors in scored)
+    errors = np.full((n_epochs + 1, n_samples), np.nan)
+    for held_out, fold_errors in scored:
+        for epoch, values in fold_errors.items():
+            errors[epoch, held_out] = values
     errors = _carry_forward(errors)
     row_weights = None if weights is None else weights / weights.sum()
     curve = errors.mean(axis=1) if row_weights is None else errors @ row_weights
@@ -132,35 +146,20 @@ def cross_validated_fit(config, rows, callbacks, started, on_interrupt="keep"):
             f"{N_FOLDS}-fold cross-validation: {epochs} epochs, out-of-fold "
             f"error {curve[epochs]:.6g} against PCA's {curve[0]:.6g}: "
             + ("keep the network" if keep else "return PCA")
+            + "; training on every row:"
         )
+    chosen = epochs if keep else 0
+    decision = {
+        "keep": bool(keep),
+        "scores": [-float(value) for value in curve[1:]],
+        "best_score": -float(curve[chosen]),
+        "explained_variance": _explained(rows.X, weights, errors[chosen]),
+        "loss_is_half": config.loss == "squared_error",
+    }
     final = _share(config, deadline, 1)
-    with warnings.catch_warnings():
-        if epochs < config.max_iter:
-            # Stopping where cross-validation said is no failure to converge.
-            warnings.filterwarnings(
-                "ignore", message="Stochastic Optimizer", category=ConvergenceWarning
-            )
-        trainer = Trainer(final, callbacks, time.perf_counter(), on_interrupt)
-        state = trainer.fit(rows, stop_after=epochs)
-    history = state.history
-    if not state.unfinished:
-        if not keep:
-            # No number of epochs beat PCA beyond noise out of fold: return PCA
-            # of all the rows, as ``PCA().fit(X)`` would.
-            state.restart_from_pca(rows.on(state.device), rows.weight_on(state.device))
-        chosen = epochs if keep else 0
-        ran = curve[1 : history.n_iter + 1]
-        history.validation_scores = [-float(value) for value in ran]
-        history.validation_loss_curve = (
-            [0.5 * float(value) for value in ran]
-            if config.loss == "squared_error"
-            else None
-        )
-        history.best_validation_score = -float(curve[chosen])
-        history.held_out_explained_variance = _explained(
-            rows.X, weights, errors[chosen]
-        )
-    history.fit_time = time.perf_counter() - started
+    trainer = Trainer(final, callbacks, time.perf_counter(), on_interrupt)
+    state = trainer.fit(rows, stop_after=epochs, decision=decision)
+    state.history.fit_time = time.perf_counter() - started
     callbacks.publish(state)
     return state
 
@@ -174,19 +173,17 @@ def _share(config, deadline, runs_left):
 
 
 def _fold_errors(config, rows, training, held_out):
-    """Return the held-out rows' errors after each epoch (row 0: PCA's)."""
+    """Return {epoch: the held-out rows' errors} of one fold (epoch 0: PCA's)."""
     X = rows.X
     weight = None if rows.weight is None else rows.weight[torch.from_numpy(training)]
     fold = RowSource(X[training], weight)
     scores = _FoldScores(torch.from_numpy(np.asarray(X[held_out], dtype=np.float32)))
     with warnings.catch_warnings():
-        # A fold that runs out of epochs is still scored at every one of them.
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        # The fold is the search's business: its budget share and convergence
+        # are not the user's.
+        warnings.simplefilter("ignore")
         Trainer(config, scores, time.perf_counter(), on_interrupt="raise").fit(fold)
-    errors = np.full((config.max_iter + 1, int(held_out.sum())), np.nan)
-    for epoch, values in scores.errors.items():
-        errors[epoch] = values
-    return errors
+    return scores.errors
 
 
 class _FoldScores(Callbacks):

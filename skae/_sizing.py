@@ -18,7 +18,8 @@ from numbers import Integral, Real
 import numpy as np
 
 from skae._budget import check_max_time
-from skae._crossval import fit_new
+from skae._crossval import N_FOLDS, fit_new
+from skae._crossval import applies as cross_validation_applies
 from skae._torch_utils import shared_seed
 from skae._validation import check_validation_size, early_stopping_on
 from skae._variance import (
@@ -133,7 +134,13 @@ def _search(config, rows, callbacks, started, fraction):
             X[held_out],
             None if weights is None else weights[held_out],
         )
-    hi = min(_width_for(pca_curve, fraction), widest)
+    # Cross-validated widths are judged out of fold, where PCA too explains
+    # less than on the rows it was fitted on: its in-sample width is no bound.
+    cross_validated = held_out is None and cross_validation_applies(config, rows, None)
+    if cross_validated:
+        # No wider than the rows each fold trains on.
+        widest = min(n_features, X.shape[0] - math.ceil(X.shape[0] / N_FOLDS))
+    hi = widest if cross_validated else min(_width_for(pca_curve, fraction), widest)
     if first.passed(fraction):
         hi = min(hi, first.n_components)
     else:
@@ -156,10 +163,14 @@ def _search(config, rows, callbacks, started, fraction):
         halve_next = (hi - lo) * 2 > before
     chosen = search.tried.get(hi) or search.fit(hi, 1)
     if not chosen.passed(fraction):
-        where = "held-out" if search.held_out(chosen) is not None else "training"
+        if cross_validated:
+            where, bound = "out-of-fold", "the rows' rank"
+        else:
+            where = "held-out" if search.held_out(chosen) is not None else "training"
+            bound = "PCA's width for it"
         warn(
             f"n_components={config.n_components!r} was not reached: no width "
-            f"up to {hi} (PCA's width for it) explained that fraction of the "
+            f"up to {hi} ({bound}) explained that fraction of the "
             f"variance of the {where} rows. The widest tried, n_components_="
             f"{hi}, explains {chosen.explained_variance:.4f} "
             "(explained_variance_score_). Train longer (max_iter), start from "

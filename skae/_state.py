@@ -78,6 +78,11 @@ class Plan:
     # A time budget (seconds) the plan has yet to be sized to: a budgeted fit cut
     # short before it learnt its pace sizes itself when resumed.
     max_time: float | None = None
+    # What cross-validation decided before this run (skae._crossval): whether
+    # to keep the network or return PCA at the end, and the out-of-fold scores
+    # that become the fitted attributes; applied when the run ends, resumed or
+    # not.
+    decision: dict | None = None
 
     def split_generator(self):
         """Return the generator that draws this plan's validation split, or None."""
@@ -577,6 +582,7 @@ class TrainingState:
                 "params": plan.params,
                 "data_digest": plan.data_digest,
                 "max_time": None if plan.max_time is None else float(plan.max_time),
+                "decision": plan.decision,
                 "stopping": stopping,
             }
             if plan.validation_size:
@@ -698,6 +704,7 @@ class TrainingState:
             max_time=check_max_time(
                 _optional(unfinished.get("max_time"), float, "max_time")
             ),
+            decision=_check_decision(unfinished.get("decision")),
         )
         history = whole["history"]
         if plan.last_epoch < history.n_iter:
@@ -931,3 +938,22 @@ def copied(value):
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return copy.deepcopy(value)
+
+
+def _check_decision(decision):
+    """Return a file's cross-validation decision, checked, or None."""
+    if decision is None:
+        return None
+    keys = {"keep", "scores", "best_score", "explained_variance", "loss_is_half"}
+    if not (
+        isinstance(decision, dict)
+        and set(decision) == keys
+        and isinstance(decision["keep"], bool)
+        and isinstance(decision["loss_is_half"], bool)
+        and isinstance(decision["scores"], list)
+        and all(_is_number(score) for score in decision["scores"])
+        and _is_number(decision["best_score"])
+        and _is_number(decision["explained_variance"])
+    ):
+        raise ValueError(f"the plan's decision should hold {sorted(keys)}.")
+    return dict(decision)

@@ -133,13 +133,17 @@ class Trainer:
             precision=working.history.precision or self._precision(rows, None),
         )
 
-    def fit(self, rows, previous=None, incremental=False, stop_after=None):
+    def fit(
+        self, rows, previous=None, incremental=False, stop_after=None, decision=None
+    ):
         """Train a new model on `rows`, or a copy of `previous`; return its state.
 
         `previous` is the state a warm start or partial_fit continues, else
         None; `incremental` runs one epoch on every row (partial_fit).
         `stop_after` ends the plan after that many epochs of the schedule
-        planned for ``max_iter`` (a number cross-validation chose).
+        planned for ``max_iter`` (a number cross-validation chose), and
+        `decision` is what cross-validation decided, applied at the end
+        (`skae._crossval`).
         """
         config = self.config
         max_time = None if incremental else check_max_time(config.max_time)
@@ -211,6 +215,7 @@ class Trainer:
             params=None if incremental else config.params,
             data_digest=None if incremental else rows.digest(),
             max_time=max_time,
+            decision=decision,
         )
         scheduler = state.start_plan(plan, config.learning_rate_init, stopping)
         return self._train(
@@ -370,12 +375,20 @@ class Trainer:
             raise
         stopping = state.stopping
         budgeted_last = None if state.plan is None else state.plan.last_epoch
+        decision = None if state.plan is None else state.plan.decision
         state.finish()
         if stopping.pca_candidate:
             self._keep_or_return_pca(state, stopping, parts, rows, fill)
+        if decision is not None:
+            _apply_decision(state, rows, decision)
         state.history.fit_time = time.perf_counter() - self.started
         callbacks.publish(state)
-        if resumable and not stopping.stopped:
+        # A run cross-validation sized or that returns PCA has nothing to say
+        # about convergence.
+        sized = decision is not None and (
+            not decision["keep"] or planned_last < config.max_iter
+        )
+        if resumable and not stopping.stopped and not sized:
             limit = f"Maximum iterations ({config.max_iter})"
             if budgeted_last is not None and budgeted_last < planned_last:
                 n_iter = state.history.n_iter
@@ -406,6 +419,22 @@ class Trainer:
             )
             state.restart_from_pca(rows.on(state.device), rows.weight_on(state.device))
             state.history.best_validation_score = statistics["pca_score"]
+
+
+def _apply_decision(state, rows, decision):
+    """Finish a cross-validated run as its decision says (see skae._crossval)."""
+    if not decision["keep"]:
+        # No number of epochs beat PCA beyond noise out of fold: return PCA of
+        # all the rows, as ``PCA().fit(X)`` would.
+        state.restart_from_pca(rows.on(state.device), rows.weight_on(state.device))
+    history = state.history
+    scores = decision["scores"][: history.n_iter]
+    history.validation_scores = list(scores)
+    history.validation_loss_curve = (
+        [-0.5 * score for score in scores] if decision["loss_is_half"] else None
+    )
+    history.best_validation_score = decision["best_score"]
+    history.held_out_explained_variance = decision["explained_variance"]
 
 
 def _start_explained_variance(state, parts, rows):

@@ -14,8 +14,8 @@ from skae import MLPAutoencoder, _crossval
 from skae._rows import RowSource
 
 from _helpers import (
-    assert_resume_equals_a_fit_never_stopped,
     fingerprint,
+    interrupt_after_epoch,
     same_weights,
 )
 from _helpers import weights as weights_of
@@ -146,16 +146,21 @@ def test_ctrl_c_during_the_folds_leaves_the_model_as_it_was(monkeypatch):
 
 def test_ctrl_c_in_the_final_fit_resumes_to_the_same_model():
     X = curved()
-    n_iter = fit(small(1), X).n_iter_
-    assert n_iter > 2
-
-    def make(**params):
-        return small(1, **params)
-
+    straight = fit(small(1), X)
+    assert straight.n_iter_ > 2
+    ae = small(1, callbacks=[interrupt_after_epoch(1)])
+    with pytest.warns(UserWarning, match="call resume"):
+        fit_quietly = ae.fit(X)
+    assert fit_quietly.n_iter_ == 2
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=Warning)
-        warnings.simplefilter("default", category=UserWarning)
-        assert_resume_equals_a_fit_never_stopped(make, X, max_iter=30, stop_after=1)
+        warnings.simplefilter("ignore")
+        ae.resume(X)
+    assert ae.n_iter_ == straight.n_iter_
+    assert ae.loss_curve_ == straight.loss_curve_
+    assert_array_equal(ae.transform(X), straight.transform(X))
+    assert ae.validation_scores_ == straight.validation_scores_
+    assert ae.best_validation_score_ == straight.best_validation_score_
+    assert ae.explained_variance_score_ == straight.explained_variance_score_
 
 
 def test_sample_weights_weigh_the_decision_and_the_scores():
@@ -189,3 +194,79 @@ def test_fitting_twice_on_other_data_uses_the_new_rows():
     ae = fit(small(1), first)
     fit(ae, second)
     assert_array_equal(ae.transform(second), fit(small(1), second).transform(second))
+
+
+def noisy_checkpoints(tmp_path):
+    """A fit on noise that cross-validation returns as PCA, checkpointed."""
+    from skae.callbacks import Checkpoint
+
+    checkpoint = Checkpoint(tmp_path / "ckpt-{epoch}.skae")
+    straight = fit(small(2, max_iter=8, callbacks=[checkpoint]), noise())
+    return straight, checkpoint.saved_
+
+
+def test_resume_from_a_checkpoint_applies_the_decision_too(tmp_path):
+    import skae
+
+    X = noise()
+    straight, saved = noisy_checkpoints(tmp_path)
+    resumed = skae.load(saved[0])
+    assert resumed._state.unfinished
+    fit_warnings = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed.resume(X)
+        fit_warnings = [str(warning.message) for warning in caught]
+    assert_array_equal(resumed.reconstruct(X), straight.reconstruct(X))
+    assert resumed.validation_scores_ == straight.validation_scores_
+    assert resumed.best_validation_score_ == straight.best_validation_score_
+    assert resumed.explained_variance_score_ == straight.explained_variance_score_
+    # PCA, returned as decided, has no convergence to warn about.
+    assert not [text for text in fit_warnings if "Maximum iterations" in text]
+
+
+def test_verbose_says_what_each_fold_found_and_prints_the_final_epochs(capsys):
+    ae = fit(small(1, verbose=1), curved())
+    out = capsys.readouterr().out
+    assert out.count("Fold ") == _crossval.N_FOLDS
+    assert "5-fold cross-validation:" in out
+    assert out.count("Epoch ") == ae.n_iter_
+
+
+def test_a_huge_max_iter_under_a_budget_allocates_by_the_epochs_run():
+    # Errors are kept for the epochs the folds ran, not for max_iter of them.
+    ae = fit(small(1, max_iter=10**7, max_time=1.0), curved(100))
+    assert 1 <= ae.n_iter_ < 10**7
+    assert len(ae.validation_scores_) == ae.n_iter_
+
+
+def test_a_cross_validated_width_search_looks_beyond_pca_in_sample_width(
+    monkeypatch,
+):
+    # Out of fold every width explains less than PCA in sample: PCA's width on
+    # the training rows is no bound, so the search goes on to wider codes.
+    from skae import _sizing
+
+    X = curved()
+    tried = []
+
+    def fake_fit(self, n_components, fits_left):
+        tried.append(n_components)
+        candidate = _sizing._Candidate(n_components, None, n_components / 8 - 0.01)
+        self.tried[n_components] = self.last = candidate
+        return candidate
+
+    monkeypatch.setattr(_sizing._WidthSearch, "fit", fake_fit)
+    monkeypatch.setattr(_sizing._WidthSearch, "held_out", lambda self, c: None)
+    pca_width = int(
+        np.searchsorted(np.cumsum(PCA().fit(X).explained_variance_ratio_), 0.6) + 1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _sizing.search_width(
+            small(0.6)._fit_config(X),
+            RowSource(X),
+            _crossval.Callbacks(),
+            time.perf_counter(),
+        )
+    assert max(tried) > pca_width

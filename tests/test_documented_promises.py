@@ -116,7 +116,9 @@ def test_cli_results_json_records_the_resolved_auto_widths(budgeted_report):
     for name in ("AE-3", "AE-20"):
         params = models[name]
         assert params["init"] == "pca"  # init="auto" with identity activations
-        assert params["early_stopping"] is True  # "auto" with a PCA start
+        # "auto" with a PCA start, on 100 training rows: cross-validated.
+        assert params["early_stopping"] == "auto"
+        assert params["decided_by"] == "5-fold cross-validation"
         assert params["precision"] == "float32"
 
 
