@@ -76,10 +76,12 @@ def quality_summary(results):
 
 def quality_table(results):
     """Return the README section of bench/results/quality.json."""
+    flags = ", ".join(results["machine"].get("cpu_flags", [])) or "not recorded"
     lines = [
         machine_line(results["machine"], "bench/quality.py"),
-        "MSE: mean squared reconstruction error per pixel on the test images; "
-        "s: seconds to fit; AE: the default `MLPAutoencoder`.",
+        f"CPU flags: {flags}. MSE: mean squared reconstruction error per pixel on "
+        "the test images; s: seconds to fit; AE: the default `MLPAutoencoder` "
+        '(`precision="auto"`: bfloat16 where the CPU has it natively).',
         "",
         "| data | k | PCA MSE | AE MSE | AE / PCA | PCA s | AE s |",
         "|---|---|---|---|---|---|---|",
