@@ -44,7 +44,9 @@ class Checkpoint:
     >>> X = np.random.RandomState(0).rand(100, 8)
     >>> folder = tempfile.mkdtemp()
     >>> checkpoint = Checkpoint(os.path.join(folder, "ckpt-{epoch}.skae"), every=2)
-    >>> ae = skae.MLPAutoencoder(2, max_iter=4, callbacks=[checkpoint]).fit(X)
+    >>> ae = skae.MLPAutoencoder(
+    ...     2, max_iter=4, early_stopping=False, callbacks=[checkpoint]
+    ... ).fit(X)
     >>> [path.name for path in checkpoint.saved_]
     ['ckpt-2.skae', 'ckpt-4.skae']
     >>> resumed = skae.load(checkpoint.saved_[0]).resume(X)
