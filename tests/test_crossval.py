@@ -56,8 +56,8 @@ def test_a_real_gain_on_300_rows_is_kept():
     pca = PCA(1, svd_solver="full").fit(X)
     pca_error = np.mean((X - pca.inverse_transform(pca.transform(X))) ** 2)
     assert ae.score(X) > -0.95 * pca_error
-    # One out-of-fold score per epoch, and the kept one is the best.
-    assert len(ae.validation_scores_) == 30
+    # One out-of-fold score per epoch trained, and the kept one is the best.
+    assert len(ae.validation_scores_) == ae.n_iter_
     assert ae.best_validation_score_ == max(ae.validation_scores_)
     assert ae.validation_scores_[ae.n_iter_ - 1] == ae.best_validation_score_
 

@@ -133,7 +133,7 @@ def test_bfloat16_training_ends_within_two_percent_of_float32(X, init):
 def test_resume_continues_in_the_arithmetic_chosen(monkeypatch, X):
     hardware(monkeypatch, True)
     with pytest.warns(UserWarning, match="interrupted"):
-        ae = model(callbacks=[interrupt_after_epoch(0)]).fit(X)
+        ae = model(early_stopping=False, callbacks=[interrupt_after_epoch(0)]).fit(X)
     assert ae.precision_ == "bfloat16"
     hardware(monkeypatch, False)
     ae.set_params(callbacks=None)
