@@ -86,3 +86,17 @@ def check_max_time(max_time):
             "None for no time budget."
         )
     return value
+
+
+# The least time a run of a search gets (seconds): it then trains one epoch.
+MIN_SHARE = 1e-3
+
+
+def share_of_time_left(deadline, now, runs_left):
+    """Return a run's budget: the time left until `deadline`, split `runs_left` ways.
+
+    For searches that run the trainer several times under one ``max_time``
+    (the widths of a width search, the folds of a cross-validation); never
+    less than `MIN_SHARE`, so that every run trains one epoch.
+    """
+    return max(max(deadline - now, 0.0) / runs_left, MIN_SHARE)

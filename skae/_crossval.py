@@ -24,15 +24,19 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from skae._budget import check_max_time
+from skae._budget import check_max_time, share_of_time_left
 from skae._config import resolve_init
-from skae._missing import principal_axes
 from skae._precision import choose_precision
 from skae._rows import RowSource
-from skae._selection import paired_decision, row_errors
+from skae._selection import paired_decision, pca_reconstruction, row_errors
 from skae._torch_utils import resolve_device, shared_seed
 from skae._trainer import Callbacks, Trainer
-from skae._variance import observed_mean
+from skae._variance import (
+    fraction_explained,
+    observed_mean,
+    squared_norms,
+    weighted_sum,
+)
 from skae._warnings import warn
 
 # Folds of the cross-validation: every row is held out once, by a model
@@ -44,8 +48,6 @@ N_FOLDS = 5
 MAX_ROWS = 1000
 # Below this many rows, a fold's model trains on too few rows to say anything.
 MIN_ROWS = 20
-# The least time budget a run gets (seconds): it then trains one epoch.
-MIN_SHARE = 1e-3
 
 
 def applies(config, rows, previous):
@@ -168,8 +170,8 @@ def _share(config, deadline, runs_left):
     """Return `config` with its share of the time left (None: no budget)."""
     if deadline is None:
         return config
-    share = max(deadline - time.perf_counter(), 0.0) / runs_left
-    return replace(config, max_time=max(share, MIN_SHARE))
+    share = share_of_time_left(deadline, time.perf_counter(), runs_left)
+    return replace(config, max_time=share)
 
 
 def _fold_errors(config, rows, training, held_out):
@@ -198,12 +200,9 @@ class _FoldScores(Callbacks):
         if epoch in self.errors:
             return
         if epoch == 0:
-            # The untrained model is PCA of the fold's training rows.
-            components, mean = state.start_basis or principal_axes(
-                self.X, state.architecture["n_components"]
-            )
-            X = self.X
-            output = (X - mean) @ components.T @ components + mean
+            # The untrained model is PCA of the fold's training rows (a fold
+            # always starts from PCA: cross-validation `applies` to no other).
+            output = pca_reconstruction(self.X, *state.start_basis)
         else:
             encoder, decoder = state.inference_modules()
             encoder.eval()
@@ -225,11 +224,8 @@ def _carry_forward(errors):
 
 def _explained(X, weights, row_mean_errors):
     """Return the out-of-fold explained variance from each row's mean error."""
-    residual = row_mean_errors * X.shape[1]
-    deviations = np.square(X - observed_mean(X, weights)).sum(axis=1)
-    if weights is not None:
-        residual, deviations = residual * weights, deviations * weights
-    total = float(deviations.sum())
-    if total == 0:
-        return 1.0 if float(residual.sum()) == 0 else 0.0
-    return float(1.0 - residual.sum() / total)
+    residuals = row_mean_errors * X.shape[1]
+    deviations = squared_norms(X - observed_mean(X, weights))
+    return fraction_explained(
+        weighted_sum(residuals, weights), weighted_sum(deviations, weights)
+    )

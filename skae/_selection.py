@@ -60,11 +60,16 @@ def beats_pca(
         for start in range(0, X_validation.shape[0], step):
             batch = X_validation[start : start + step].to(device)
             inputs = batch if fill is None else filled(batch, fill)
-            pca_output = (inputs - mean) @ components.T @ components + mean
+            pca_output = pca_reconstruction(inputs, components, mean)
             model_parts.append(row_errors(decoder(encoder(inputs)), batch))
             pca_parts.append(row_errors(pca_output, batch))
         model_errors, pca_errors = torch.cat(model_parts), torch.cat(pca_parts)
     return paired_decision(model_errors, pca_errors, validation_weight)
+
+
+def pca_reconstruction(X, components, mean):
+    """Return PCA's reconstruction of the rows of X from its axes and mean."""
+    return (X - mean) @ components.T @ components + mean
 
 
 def paired_decision(model_errors, pca_errors, weight=None):

@@ -17,7 +17,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from skae._budget import check_max_time
+from skae._budget import check_max_time, share_of_time_left
 from skae._crossval import N_FOLDS, fit_new
 from skae._crossval import applies as cross_validation_applies
 from skae._torch_utils import shared_seed
@@ -29,9 +29,6 @@ from skae._variance import (
 )
 from skae._warnings import warn
 
-# The least time budget a width of a budgeted search gets (seconds): it then
-# trains one epoch and warns.
-MIN_SHARE = 1e-3
 # The fewest rows a width's explained variance can be measured on: one row is
 # its own mean, so every width would explain 0 (or all) of its variance.
 MIN_MEASURED_ROWS = 2
@@ -224,8 +221,7 @@ class _WidthSearch:
         max_time = None
         if self.deadline is not None:
             # A search over time still trains each width (one epoch at least).
-            share = max(self.deadline - start, 0.0) / fits_left
-            max_time = max(share, MIN_SHARE)
+            max_time = share_of_time_left(self.deadline, start, fits_left)
         config = self.config.at_width(
             n_components, random_state=self.seed, max_time=max_time
         )

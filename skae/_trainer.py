@@ -17,7 +17,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from skae._budget import TimeBudget, check_max_time
-from skae._missing import principal_axes, reconstructor
+from skae._missing import principal_axes
 from skae._precision import choose_precision
 from skae._progress import batch_progress_bar, print_progress_line, report_epoch
 from skae._rows import (
@@ -29,13 +29,13 @@ from skae._rows import (
 from skae._selection import beats_pca
 from skae._state import Diverged, Plan, StoppingRule, TrainingState
 from skae._torch_utils import make_generator, resolve_device
-from skae._training import apply_in_batches, evaluate, n_batches, train_epochs
+from skae._training import evaluate, n_batches, train_epochs
 from skae._validation import (
     check_same_architecture,
     check_validation_size,
     early_stopping_on,
 )
-from skae._variance import explained_variance_of_rows
+from skae._variance import explained_variance_of_model
 from skae._warnings import warn
 
 
@@ -445,13 +445,14 @@ def _start_explained_variance(state, parts, rows):
             parts.X, state.architecture["n_components"], parts.weight
         )
     state.restart_from_basis(basis)
-    autoencoder = reconstructor(state.encoder, state.decoder, state.inference_fill())
-    held_out = held_out_indices(state.history.split)
-    return explained_variance_of_rows(
-        lambda batch: apply_in_batches(autoencoder, batch, device=state.device),
+    return explained_variance_of_model(
+        state.encoder,
+        state.decoder,
+        state.inference_fill(),
+        state.device,
         rows.X,
         rows.weights(),
-        held_out.numpy(),
+        held_out_indices(state.history.split).numpy(),
     )
 
 

@@ -54,17 +54,34 @@ def measured_explained_variance(state, config, X, weights, complete=False):
     if measured is not None:
         return measured
     encoder, decoder = state.inference_modules()
-    if complete:
-        # What the completing reconstructor computes on complete rows, without
-        # looking for missing entries in every chunk.
-        autoencoder = nn.Sequential(encoder, decoder)
-    else:
-        autoencoder = reconstructor(encoder, decoder, state.inference_fill())
-    return explained_variance_of_rows(
-        lambda rows: apply_in_batches(autoencoder, rows, device=state.device),
+    return explained_variance_of_model(
+        encoder,
+        decoder,
+        None if complete else state.inference_fill(),
+        state.device,
         X,
         weights,
         held_out_rows(state, config, X.shape[0]),
+    )
+
+
+def explained_variance_of_model(encoder, decoder, fill, device, X, weights, rows):
+    """Return the explained variance of the rows `rows` of X (all when None).
+
+    Reconstructed by the modules in fixed chunks on `device`; `fill` completes
+    rows with missing entries first, and None says X has none, so no chunk is
+    searched for them.
+    """
+    if fill is None:
+        # What the completing reconstructor computes on complete rows.
+        autoencoder = nn.Sequential(encoder, decoder)
+    else:
+        autoencoder = reconstructor(encoder, decoder, fill)
+    return explained_variance_of_rows(
+        lambda batch: apply_in_batches(autoencoder, batch, device=device),
+        X,
+        weights,
+        rows,
     )
 
 
@@ -87,18 +104,18 @@ def explained_variance_of_rows(reconstruct, X, weights, rows=None):
             part = part.toarray()
         part_weights = None if weights is None else weights[start : start + step]
         difference = part - reconstruct(part)
-        residuals = _squared_norms(difference)
-        deviations = _squared_norms(part - mean)
+        residuals = squared_norms(difference)
+        deviations = squared_norms(part - mean)
         if np.isnan(residuals).any():
             # Missing entries count neither in the residual nor in the total.
-            residuals = _squared_norms(np.nan_to_num(difference))
-            deviations = _squared_norms(np.nan_to_num(part - mean))
-        residual += _weighted_sum(residuals, part_weights)
-        total += _weighted_sum(deviations, part_weights)
+            residuals = squared_norms(np.nan_to_num(difference))
+            deviations = squared_norms(np.nan_to_num(part - mean))
+        residual += weighted_sum(residuals, part_weights)
+        total += weighted_sum(deviations, part_weights)
     return fraction_explained(residual, total)
 
 
-def _squared_norms(rows):
+def squared_norms(rows):
     """Return each row's sum of squares, in float64 (squares of float64 values).
 
     einsum casts to float64 as it goes: the same sums as squaring a float64
@@ -107,7 +124,7 @@ def _squared_norms(rows):
     return np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
 
 
-def _weighted_sum(values, weights):
+def weighted_sum(values, weights):
     """Return the sum of `values`, each weighted (None: all weigh 1)."""
     return float(values.sum() if weights is None else values @ weights)
 
