@@ -157,7 +157,7 @@ def impute_rows(results):
             [
                 row["data"],
                 f"{row['missing']:.0%}",
-                row["imputer"],
+                row["imputer"] + (f" (kept: {row['kept']})" if row.get("kept") else ""),
                 f"{row['rmse']:.3f}",
                 "" if reference is None else f"{row['rmse'] / reference:.2f}",
                 f"{row['seconds']:.1f}",
@@ -176,18 +176,22 @@ def impute_summary(results):
     for row in ours:
         reference = knn[(row["data"], row["missing"])]
         ratio = row["rmse"] / reference["rmse"]
+        kept = f" (it kept the {row['kept']} model)" if row.get("kept") else ""
         items.append(
             f"{row['data']}, {row['missing']:.0%} missing: "
-            f"{ratio:.2f} times KNNImputer's RMSE, in {row['seconds']:.1f} s "
-            f"against its {reference['seconds']:.1f} s."
+            f"{ratio:.2f} times KNNImputer's RMSE{kept}, in "
+            f"{row['seconds']:.1f} s against its {reference['seconds']:.1f} s."
         )
     full = results["full"]
-    slowest = next(
-        r
-        for r in results["rows"]
-        if r["imputer"] == "KNN"
-        and "fashion" in r["data"]
-        and r["missing"] == full["missing"]
+    slowest = max(
+        (
+            r
+            for r in results["rows"]
+            if r["imputer"] == "KNN"
+            and "fashion" in r["data"]
+            and r["missing"] == full["missing"]
+        ),
+        key=lambda r: r["n_samples"],
     )
     faster = "less" if full["seconds"] < slowest["seconds"] else "more"
     items.append(

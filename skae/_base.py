@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
 
 from skae._crossval import applies as cross_validation_applies
 from skae._crossval import cross_validated_fit
-from skae._missing import ObservedEncoder, reconstructor
+from skae._missing import EveryRound, ObservedEncoder, reconstructor
 from skae._persistence import read_fitted, save_model, written_fitted
 from skae._rows import RowSource
 from skae._sizing import (
@@ -526,6 +526,16 @@ class BaseAutoencoder(
         return check_finite_output(
             apply_in_batches(autoencoder, X, device=self._device), X
         )
+
+    def _reconstructions(self, X, max_rounds):
+        """Return `_reconstruct(X, n)` for n = 0 to `max_rounds`, from one pass."""
+        every = EveryRound(
+            self.encoder_, self.decoder_, self._state.inference_fill(), max_rounds
+        )
+        stacked = check_finite_output(
+            apply_in_batches(every, X, device=self._device), X
+        )
+        return np.split(stacked, max_rounds + 1, axis=1)
 
     def _validate_input(self, X, reset):
         """Validate X against the fitted features; refuse what float32 cannot hold."""

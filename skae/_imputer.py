@@ -17,7 +17,7 @@ from sklearn.utils.validation import (
 )
 
 from skae._autoencoder import MLPAutoencoder
-from skae._missing import low_rank_completion
+from skae._missing import linear_completion, low_rank_completion
 from skae._validation import rank_parameters
 
 # Held-out entries: this fraction of the observed entries of up to PROBE_ROWS
@@ -27,8 +27,17 @@ HIDDEN_FRACTION = 0.1
 PROBE_ROWS = 2000
 # The most completion rounds tried.
 MAX_ROUNDS = 3
-# Rows of the low-rank completions that choose the width.
+# Rows of the low-rank completions that choose the width and give the
+# low-rank model.
 WIDTH_ROWS = 5000
+# Rounds of the width search's completions (each from the column means). On
+# bench/impute.py's data at 20% missing, 5 rounds chose the widths that 10
+# chose (16 on digits, 91 on 2,000 Fashion-MNIST images) in half the time;
+# starting each width from the completion of a narrower one chose far wider
+# codes (32 and 256), at which the autoencoder imputed worse.
+SEARCH_ROUNDS = 5
+# Fill, project, refill rounds tried for the low-rank model's completion.
+LOW_RANK_ROUNDS = (1, 3, 10, 30)
 # The default autoencoder: trained with this denoising noise (a further fifth
 # of the entries hidden from the encoder at every step, still scored), for
 # about TRAINING_STEPS optimiser steps, within EPOCHS. On digits with 20%
@@ -48,9 +57,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     `MLPAutoencoder` on the rows of X, scoring only their observed entries
     and, by default, hiding a further fifth of them from the encoder at every
     step (``noise={"missing": 0.2}``), so that the model learns to predict
-    entries from the others. `transform` replaces each missing entry by the
-    model's reconstruction of its row; observed entries are returned
-    unchanged, as with :class:`~sklearn.impute.SimpleImputer`.
+    entries from the others. It keeps the autoencoder only if it predicts the
+    hidden entries better than the low-rank model that chose its width (PCA
+    fitted with missing data, completing a row by projecting it onto the
+    principal axes); otherwise it keeps the low-rank model (``method_``), as
+    `MLPAutoencoder` returns PCA when its network does not beat it. `transform`
+    replaces each missing entry by the kept model's estimate; observed entries
+    are returned unchanged, as with :class:`~sklearn.impute.SimpleImputer`.
 
     Parameters
     ----------
@@ -82,7 +95,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     autoencoder_ : MLPAutoencoder
-        The fitted model.
+        The fitted autoencoder (`transform` uses it when ``method_`` is
+        "autoencoder").
 
     n_components_ : int
         The width of its code.
@@ -92,15 +106,28 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         every width tried; empty when the width was given, or when no entry
         could be hidden.
 
+    method_ : {"autoencoder", "low-rank"}
+        The model `transform` uses: the one whose completions predicted the
+        hidden entries best. Always "autoencoder" when ``autoencoder`` is
+        given or no entry could be hidden.
+
+    low_rank_ : dict or None
+        The low-rank model, fitted to up to 5,000 rows at the autoencoder's
+        width: ``"components"`` (its principal axes, one per row),
+        ``"mean"``, and ``"errors"``, the mean squared error on the hidden
+        entries after 1, 3, 10 and 30 rounds of fill, project, refill. None
+        when ``autoencoder`` is given or no entry could be hidden.
+
     completion_rounds_ : int
-        Rounds of fill, reconstruct, refill before a row is encoded
-        (`MLPAutoencoder.transform` does one): the number, from 0 to 3, that
-        reconstructed the hidden entries best.
+        Rounds of fill, reconstruct, refill before a row is encoded (by the
+        autoencoder: `MLPAutoencoder.transform` does one), or projected (by
+        the low-rank model): the number that predicted the hidden entries best,
+        from 0 to 3 for the autoencoder, 1, 3, 10 or 30 for the low-rank model.
 
     completion_errors_ : list of float
-        The mean squared error on the hidden entries after 0 to 3 rounds;
-        empty when no entry could be hidden (too few observed entries to
-        spare any for the model's width), when one round is used.
+        The autoencoder's mean squared error on the hidden entries after 0 to
+        3 rounds; empty when no entry could be hidden (too few observed
+        entries to spare any for the model's width), when one round is used.
 
     indicator_ : MissingIndicator or None
         The fitted indicator when ``add_indicator``, else None.
@@ -202,15 +229,24 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         X = validated._validate(X, reset=True)
         rng = check_random_state(self.random_state)
         probe = _Probe.hide(X, rng)
-        width_errors = {}
+        width_errors, low_rank = {}, None
         width = self.n_components
-        if self.autoencoder is None and width is None:
-            width, width_errors = _choose_width(probe)
-        autoencoder = self._autoencoder(X.shape, width)
+        if self.autoencoder is None:
+            search = _WidthSearch(probe)
+            if width is None:
+                width, width_errors = search.best()
+            autoencoder = self._autoencoder(X.shape, width)
+            if probe.hidden.any() and probe.leaves_enough(width):
+                low_rank = _LowRank.fit(search.completion(width), probe)
+        else:
+            autoencoder = self._autoencoder(X.shape, width)
         if not probe.leaves_enough(autoencoder.n_components):
             probe = _Probe(X, probe.rows, np.zeros((0, X.shape[1]), bool), None)
         autoencoder.fit(probe.X)
         rounds, errors = _best_rounds(autoencoder, probe)
+        method = "autoencoder"
+        if low_rank is not None and low_rank.error < min(errors):
+            method, rounds = "low-rank", low_rank.rounds
         indicator = None
         if self.add_indicator:
             indicator = MissingIndicator(error_on_new=False).fit(X)
@@ -222,6 +258,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         self.autoencoder_ = autoencoder
         self.n_components_ = autoencoder.n_components_
         self.width_errors_ = width_errors
+        self.method_ = method
+        self.low_rank_ = None if low_rank is None else low_rank.attributes()
         self.completion_rounds_ = rounds
         self.completion_errors_ = errors
         self.indicator_ = indicator
@@ -248,9 +286,14 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         X_imputed = X.copy()
         rows = missing.any(axis=1)
         if rows.any():
-            reconstructed = self.autoencoder_._reconstruct(
-                X[rows], self.completion_rounds_
-            )
+            if self.method_ == "low-rank":
+                reconstructed = _LowRank.complete(
+                    X[rows], self.low_rank_, self.completion_rounds_
+                )
+            else:
+                reconstructed = self.autoencoder_._reconstruct(
+                    X[rows], self.completion_rounds_
+                )
             X_imputed[rows] = np.where(missing[rows], reconstructed, X[rows])
         if self.indicator_ is not None:
             indicator = self.indicator_.transform(X).astype(X.dtype)
@@ -379,46 +422,111 @@ def _widths(largest):
     yield largest
 
 
-def _choose_width(probe):
-    """Return the width whose low-rank completion best predicts the hidden entries.
+class _WidthSearch:
+    """Low-rank completions (PCA with missing data) of up to WIDTH_ROWS rows.
 
-    The completions (`skae._missing.low_rank_completion`: PCA with missing
-    data) are cheap stand-ins for autoencoders, which start as they do. Widths
-    double from 1 until the error rises, then the geometric middles
-    around the best are tried. Returns (width, {width: mean squared error}).
+    The completions (`skae._missing.low_rank_completion`, SEARCH_ROUNDS
+    rounds) are cheap stand-ins for autoencoders, which start as they do.
     """
-    X = probe.X
-    n_features = X.shape[1]
-    if not probe.hidden.any():
-        return min(50, max(1, n_features // 4)), {}
-    rows = probe.rows[:WIDTH_ROWS]
-    data = torch.as_tensor(np.asarray(X[rows], dtype=np.float32))
-    # The widest code whose parameters the observed entries still determine
-    # (see MLPAutoencoder), and no wider than the rows of the completion.
-    largest = max(1, min(n_features, len(rows) - 1))
-    while largest > 1 and not probe.leaves_enough(largest):
-        largest -= 1
-    errors = {}
 
-    def error(width):
-        if width not in errors:
-            _, _, completed = low_rank_completion(data, width, precise=False)
-            errors[width] = probe.error(completed[: len(probe.hidden)].double().numpy())
-        return errors[width]
+    def __init__(self, probe):
+        self.probe = probe
+        rows = probe.rows[:WIDTH_ROWS]
+        self.data = torch.as_tensor(np.asarray(probe.X[rows], dtype=np.float32))
+        self.completions = {}
+        self.errors = {}
 
-    best = None
-    for width in _widths(largest):
-        if error(width) >= errors.get(best, np.inf):
-            break
-        best = width
-    tried = sorted(errors)
-    at = tried.index(best)
-    for neighbour in tried[max(at - 1, 0) : at + 2]:
-        middle = round(np.sqrt(best * neighbour))
-        if 1 <= middle <= largest:
-            error(middle)
-    best = min(errors, key=errors.get)
-    return best, dict(sorted(errors.items()))
+    def completion(self, width):
+        """Return (components, mean, completed rows) at `width`."""
+        if width not in self.completions:
+            self.completions[width] = low_rank_completion(
+                self.data, width, rounds=SEARCH_ROUNDS, precise=False
+            )
+        return self.completions[width]
+
+    def error(self, width):
+        """Mean squared error of the completion at `width` on the hidden entries."""
+        if width not in self.errors:
+            completed = self.completion(width)[2][: len(self.probe.hidden)]
+            self.errors[width] = self.probe.error(completed.double().numpy())
+        return self.errors[width]
+
+    def best(self):
+        """Return the width whose completion best predicts the hidden entries.
+
+        Widths double from 1 until the error rises, then the geometric middles
+        around the best are tried. Returns (width, {width: mean squared error}).
+        """
+        probe = self.probe
+        n_features = probe.X.shape[1]
+        if not probe.hidden.any():
+            return min(50, max(1, n_features // 4)), {}
+        # The widest code whose parameters the observed entries still
+        # determine (see MLPAutoencoder), and no wider than the rows of the
+        # completion.
+        largest = max(1, min(n_features, len(self.data) - 1))
+        while largest > 1 and not probe.leaves_enough(largest):
+            largest -= 1
+        best = None
+        for width in _widths(largest):
+            if self.error(width) >= self.errors.get(best, np.inf):
+                break
+            best = width
+        tried = sorted(self.errors)
+        at = tried.index(best)
+        for neighbour in tried[max(at - 1, 0) : at + 2]:
+            middle = round(np.sqrt(best * neighbour))
+            if 1 <= middle <= largest:
+                self.error(middle)
+        best = min(self.errors, key=self.errors.get)
+        return best, dict(sorted(self.errors.items()))
+
+
+class _LowRank:
+    """The low-rank model: a PCA basis fitted with missing data, and its rounds.
+
+    It completes a row by filling its missing entries with the mean, then
+    projecting onto the basis and refilling, `rounds` times (chosen from
+    LOW_RANK_ROUNDS on the hidden entries; ``errors`` are theirs).
+    """
+
+    def __init__(self, components, mean, rounds, errors):
+        self.components, self.mean = components, mean
+        self.rounds, self.errors = rounds, errors
+        self.error = errors[rounds]
+
+    @classmethod
+    def fit(cls, completion, probe):
+        """Choose the rounds of a basis (components, mean, _) on the probe."""
+        components, mean, _ = completion
+        rows = probe.X[probe.rows[: len(probe.hidden)]]
+        attributes = {"components": components.numpy(), "mean": mean.numpy()}
+        errors = {
+            n_rounds: probe.error(cls.complete(rows, attributes, n_rounds))
+            for n_rounds in LOW_RANK_ROUNDS
+        }
+        return cls(components, mean, min(errors, key=errors.get), errors)
+
+    def attributes(self):
+        """Return the fitted attributes that `complete` reads (``low_rank_``)."""
+        return {
+            "components": self.components.numpy(),
+            "mean": self.mean.numpy(),
+            "errors": dict(self.errors),
+        }
+
+    @staticmethod
+    def complete(X, attributes, n_rounds):
+        """Return the rows of X (float ndarray) completed by the basis."""
+        components = torch.as_tensor(attributes["components"])
+        mean = torch.as_tensor(attributes["mean"])
+        completed = linear_completion(
+            torch.as_tensor(np.asarray(X, dtype=np.float32)),
+            components,
+            mean,
+            n_rounds,
+        )
+        return completed.numpy().astype(X.dtype, copy=False)
 
 
 def _best_rounds(autoencoder, probe):
@@ -431,8 +539,8 @@ def _best_rounds(autoencoder, probe):
         return 1, []
     rows = probe.X[probe.rows[: len(probe.hidden)]]
     errors = [
-        probe.error(autoencoder._reconstruct(rows, n_rounds))
-        for n_rounds in range(MAX_ROUNDS + 1)
+        probe.error(reconstruction)
+        for reconstruction in autoencoder._reconstructions(rows, MAX_ROUNDS)
     ]
     return int(np.argmin(errors)), errors
 

@@ -152,6 +152,31 @@ class ObservedEncoder(nn.Module):
         )
 
 
+class EveryRound(nn.Module):
+    """Reconstruct rows after 0 to `max_rounds` completion rounds, in one pass.
+
+    The output stacks, side by side, what `reconstructor` with 0, 1, ...,
+    `max_rounds` rounds returns: each round reuses the one before it.
+    """
+
+    def __init__(self, encoder, decoder, fill, max_rounds):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.register_buffer("fill", fill)
+        self.max_rounds = max_rounds
+
+    def forward(self, X):
+        """Return the reconstructions, (n_samples, n_features * (max_rounds + 1))."""
+        missing = torch.isnan(X)
+        current = torch.where(missing, self.fill, X)
+        outputs = []
+        for _ in range(self.max_rounds + 1):
+            outputs.append(self.decoder(self.encoder(current)))
+            current = torch.where(missing, outputs[-1], X)
+        return torch.cat(outputs, dim=1)
+
+
 def reconstructor(encoder, decoder, fill, n_rounds=None):
     """Return the module that reconstructs rows, completing their missing entries."""
     return nn.Sequential(ObservedEncoder(encoder, decoder, fill, n_rounds), decoder)
@@ -181,6 +206,22 @@ def low_rank_completion(
         current = torch.where(missing, reconstruction, X)
         components, mean = pca_basis(current, n_components, sample_weight, precise)
     return components, mean, current
+
+
+def linear_completion(X, components, mean, n_rounds):
+    """Return X with its missing entries estimated by the PCA basis (components, mean).
+
+    `complete` with the linear encoder and decoder of that basis: fill with the
+    mean, project, refill, `n_rounds` times; many rounds approach each row's
+    least-squares fit of its observed entries within the basis.
+    """
+    return complete(
+        lambda rows: (rows - mean) @ components.T,
+        lambda codes: codes @ components + mean,
+        X,
+        mean,
+        n_rounds,
+    )
 
 
 def pca_with_missing(X, n_components, sample_weight=None, fill=None):

@@ -207,7 +207,76 @@ def test_imputer_changes_only_the_missing_entries():
     error = np.mean((imputed - X)[hidden] ** 2)
     means = np.mean((np.nanmean(holed, axis=0) - X)[hidden] ** 2)
     assert error < 0.5 * means
-    assert 0 <= imputer.completion_rounds_ <= 3
+    assert imputer.method_ in ("autoencoder", "low-rank")
+    rounds = (0, 1, 2, 3) if imputer.method_ == "autoencoder" else (1, 3, 10, 30)
+    assert imputer.completion_rounds_ in rounds
+
+
+def _imputer_choice(imputer):
+    """(autoencoder's best error, low-rank model's best error) on the hidden entries."""
+    return min(imputer.completion_errors_), min(imputer.low_rank_["errors"].values())
+
+
+# promise: missing.rst / AutoencoderImputer
+def test_imputer_keeps_the_low_rank_model_where_it_predicts_better():
+    # Linear data: the low-rank model's projection finds the hidden entries
+    # (about 5x lower error than the autoencoder's completions here).
+    rng = np.random.RandomState(0)
+    X = low_rank(400, 20, rank=3) + 0.01 * rng.randn(400, 20)
+    holed = with_holes(X, 0.2)
+    imputer = AutoencoderImputer(random_state=0).fit(holed)
+    autoencoder_error, low_rank_error = _imputer_choice(imputer)
+    assert low_rank_error < autoencoder_error
+    assert imputer.method_ == "low-rank"
+    errors = imputer.low_rank_["errors"]
+    assert imputer.completion_rounds_ == min(errors, key=errors.get)
+    # transform completes by projection onto the kept axes: fill with the mean,
+    # project, refill, completion_rounds_ times (here in float64 NumPy).
+    components = imputer.low_rank_["components"].astype(np.float64)
+    mean = imputer.low_rank_["mean"].astype(np.float64)
+    missing = np.isnan(holed)
+    current = np.where(missing, mean, holed)
+    for _ in range(imputer.completion_rounds_):
+        projected = (current - mean) @ components.T @ components + mean
+        current = np.where(missing, projected, holed)
+    imputed = imputer.transform(holed)
+    np.testing.assert_allclose(imputed, current, rtol=0, atol=1e-4 * np.abs(X).max())
+    assert np.sqrt(np.mean((imputed - X)[missing] ** 2)) < 0.05
+
+
+# promise: missing.rst / AutoencoderImputer
+def test_imputer_keeps_the_autoencoder_where_it_predicts_better():
+    # Points on a curve: no plane through them predicts the hidden entries,
+    # the trained network does (about 0.26 against 0.43 here).
+    rng = np.random.RandomState(0)
+    t = 3 * rng.rand(600, 1)
+    X = np.hstack(
+        [np.sin(k * t) for k in range(1, 9)] + [np.cos(k * t) for k in range(1, 9)]
+    )
+    X += 0.01 * rng.randn(*X.shape)
+    imputer = AutoencoderImputer(random_state=0).fit(with_holes(X, 0.2))
+    autoencoder_error, low_rank_error = _imputer_choice(imputer)
+    assert autoencoder_error < low_rank_error
+    assert imputer.method_ == "autoencoder"
+    assert imputer.completion_rounds_ == int(np.argmin(imputer.completion_errors_))
+    holed = with_holes(X, 0.2, seed=5)
+    np.testing.assert_array_equal(
+        imputer.transform(holed),
+        np.where(
+            np.isnan(holed),
+            imputer.autoencoder_._reconstruct(holed, imputer.completion_rounds_),
+            holed,
+        ),
+    )
+
+
+def test_every_round_equals_each_number_of_rounds():
+    X = with_holes(low_rank(150, 10))
+    model = tiny(max_iter=3).fit(X)
+    for n_rounds, reconstruction in enumerate(model._reconstructions(X, 3)):
+        np.testing.assert_allclose(
+            reconstruction, model._reconstruct(X, n_rounds), rtol=1e-6, atol=1e-6
+        )
 
 
 def test_imputer_with_indicator_and_other_placeholder():
