@@ -171,6 +171,16 @@ class MLPAutoencoder(BaseAutoencoder):
         `precision_` records the choice. Inference is always float32. See the
         user guide's performance page.
 
+    distributed : {"auto", True, False}, default="auto"
+        Train across the ranks of a ``torch.distributed`` process group.
+        "auto": when `fit`, `partial_fit` or `resume` runs inside an
+        initialised default process group of two ranks or more (as under
+        ``torchrun``), every rank passes the rows it holds and all ranks train
+        one model, through DistributedDataParallel, and end with the same
+        fitted model; otherwise the fit trains on its own rows. True requires
+        such a group, False ignores it. Every rank must make the same call.
+        See the user guide's page on several GPUs or machines.
+
     callbacks : list of callable, default=None
         Each is called at the end of every epoch as ``callback(estimator,
         record)``, where ``record`` has the fields ``epoch`` (from 0),
@@ -305,6 +315,7 @@ class MLPAutoencoder(BaseAutoencoder):
         "verbose": ["verbose"],
         "device": [str],
         "callbacks": [list, None],
+        "distributed": [StrOptions({"auto"}), "boolean"],
     }
 
     def __init__(
@@ -337,6 +348,7 @@ class MLPAutoencoder(BaseAutoencoder):
         device="cpu",
         precision="auto",
         callbacks=None,
+        distributed="auto",
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -365,6 +377,7 @@ class MLPAutoencoder(BaseAutoencoder):
         self.device = device
         self.precision = precision
         self.callbacks = callbacks
+        self.distributed = distributed
 
     @property
     def hidden_layer_sizes_(self):

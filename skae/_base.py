@@ -24,6 +24,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+import skae._distributed as _distributed
 from skae._crossval import applies as cross_validation_applies
 from skae._crossval import cross_validated_fit
 from skae._missing import EveryRound, ObservedEncoder, reconstructor
@@ -91,7 +92,20 @@ class BaseAutoencoder(
             The fitted estimator.
         """
         started = time.perf_counter()
+        with _distributed.session(self.distributed) as group:
+            return self._fit(X, sample_weight, started, group)
+
+    def _fit(self, X, sample_weight, started, group):
+        """Fit, in the distributed session `group` (None: on this process alone)."""
         if is_fraction(self.n_components):
+            if group is not None:
+                raise ValueError(
+                    f"n_components={self.n_components!r} searches the width, "
+                    "which a fit across ranks does not do: choose the width "
+                    "with a fit on one process (on a sample of the rows), then "
+                    "train across the ranks with n_components=<that width>, or "
+                    "set distributed=False to search on each rank's rows alone."
+                )
             if self.warm_start and "_state" in self.__dict__:
                 raise ValueError(
                     "warm_start=True continues training a model of a known width, "
@@ -148,8 +162,9 @@ class BaseAutoencoder(
         config, rows, callbacks = self._prepare(
             X, sample_weight, reset=previous is None
         )
-        Trainer(config, callbacks, started).fit(rows, previous, incremental=True)
-        self._publish_sizing(None, None)
+        with _distributed.session(self.distributed):
+            Trainer(config, callbacks, started).fit(rows, previous, incremental=True)
+            self._publish_sizing(None, None)
         return self
 
     def resume(self, X, sample_weight=None):
@@ -186,8 +201,9 @@ class BaseAutoencoder(
                 "fit, or call partial_fit."
             )
         config, rows, callbacks = self._prepare(X, sample_weight, reset=False)
-        state = Trainer(config, callbacks, started).resume(rows, self._state)
-        self._publish_measured(state, config, rows)
+        with _distributed.session(self.distributed):
+            state = Trainer(config, callbacks, started).resume(rows, self._state)
+            self._publish_measured(state, config, rows)
         return self
 
     def _prepare(self, X, sample_weight, reset):

@@ -24,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+import skae._distributed as _distributed
 from skae._budget import check_max_time, share_of_time_left
 from skae._config import resolve_init
 from skae._precision import choose_precision
@@ -55,6 +56,8 @@ def applies(config, rows, previous):
     init = resolve_init(config.init, config.latent_activation, config.output_activation)
     return (
         previous is None
+        # Across ranks, one split held out by every rank decides (no folds).
+        and _distributed.current() is None
         and config.early_stopping == "auto"
         and init == "pca"
         and not rows.sparse

@@ -337,8 +337,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 raise ValueError(
                     f"n_components={width} must be <= n_features={n_features}."
                 )
+            # The imputer's choices are made on this process's rows: so is
+            # its autoencoder's training.
             autoencoder = MLPAutoencoder(
-                width, max_iter=default_epochs(n_samples), noise=NOISE
+                width,
+                max_iter=default_epochs(n_samples),
+                noise=NOISE,
+                distributed=False,
             )
         if self.random_state is not None:
             autoencoder.set_params(random_state=self.random_state)

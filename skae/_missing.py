@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+import skae._distributed as _distributed
 from skae._modules import pca_basis
 
 # Rounds of fill, PCA, refill for the PCA start of data with missing entries
@@ -39,6 +40,8 @@ def column_fill(X, sample_weight=None):
     """
     if not isinstance(X, torch.Tensor):
         return X.column_means(sample_weight)
+    if _distributed.current() is not None:
+        return _shared_column_fill(X, sample_weight)
     if not has_missing(X):
         if sample_weight is None:
             return X.mean(dim=0)
@@ -51,6 +54,20 @@ def column_fill(X, sample_weight=None):
     values = torch.where(observed, X, 0.0)
     totals = weights.sum(dim=0, dtype=torch.float64)
     sums = (weights * values).sum(dim=0, dtype=torch.float64)
+    return torch.where(totals > 0, sums / totals.clamp(min=1e-300), 0.0).to(X.dtype)
+
+
+def _shared_column_fill(X, sample_weight):
+    """`column_fill` over the rows of every rank (in a distributed session)."""
+    observed = ~torch.isnan(X)
+    weights = observed.double()
+    if sample_weight is not None:
+        weights = weights * sample_weight.to(X.device, torch.float64)[:, None]
+    values = torch.where(observed, X, 0.0).double()
+    sums = _distributed.all_sum(
+        torch.stack([weights.sum(dim=0), (weights * values).sum(dim=0)])
+    )
+    totals, sums = sums[0], sums[1]
     return torch.where(totals > 0, sums / totals.clamp(min=1e-300), 0.0).to(X.dtype)
 
 

@@ -9,6 +9,8 @@ import math
 import torch
 from torch import nn
 
+import skae._distributed as _distributed
+
 ACTIVATIONS = {
     "identity": nn.Identity,
     "logistic": nn.Sigmoid,
@@ -196,6 +198,8 @@ def pca_basis(X, n_components, sample_weight=None, precise=True):
         positive (scikit-learn's sign convention).
     mean : torch.Tensor of shape (n_features,)
     """
+    if _distributed.current() is not None:
+        return _shared_pca_basis(X, n_components, sample_weight, precise)
     n_samples, n_features = X.shape
     n_pca = min(n_components, n_samples, n_features)
     if sample_weight is None:
@@ -216,9 +220,43 @@ def pca_basis(X, n_components, sample_weight=None, precise=True):
         scaled = scaled.double() if precise else scaled
         _, _, vectors = torch.linalg.svd(scaled, full_matrices=False)
         components = vectors[:n_pca]
+    return _signed(components).to(X.dtype), mean
+
+
+def _signed(components):
+    """Return the axes with each one's largest entry positive (scikit-learn's signs)."""
     largest = components.abs().argmax(dim=1, keepdim=True)
-    components = components * torch.sign(components.gather(1, largest))
-    return components.to(X.dtype), mean
+    return components * torch.sign(components.gather(1, largest))
+
+
+def _shared_pca_basis(X, n_components, sample_weight, precise):
+    """`pca_basis` of the rows of every rank (in a distributed session).
+
+    The ranks add up their row counts, weights and weighted sums, then their
+    covariances about the common mean: every rank decomposes the same matrix.
+    """
+    n_samples, n_features = X.shape
+    if sample_weight is None:
+        weights = torch.ones(n_samples, dtype=torch.float64, device=X.device)
+    else:
+        weights = sample_weight.to(X.device, torch.float64)
+    first = _distributed.all_sum(
+        torch.cat(
+            [
+                torch.tensor([n_samples], dtype=torch.float64, device=X.device),
+                weights.sum()[None],
+                weights @ X.double(),
+            ]
+        )
+    )
+    total_rows, total_weight, sums = int(first[0]), first[1], first[2:]
+    mean = (sums / total_weight).to(X.dtype)
+    scaled = (X - mean) * (weights / total_weight).sqrt().to(X.dtype)[:, None]
+    covariance = _distributed.all_sum((scaled.T @ scaled).double())
+    _, vectors = torch.linalg.eigh(covariance if precise else covariance.float())
+    n_pca = min(n_components, total_rows, n_features)
+    components = vectors.flip(-1).T[:n_pca]
+    return _signed(components).to(X.dtype), mean
 
 
 def split_last_activation(module):

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+import skae._distributed as _distributed
 from skae._missing import filled, principal_axes
 from skae._sparse import batch_rows
 from skae._torch_utils import module_device
@@ -78,6 +79,8 @@ def paired_decision(model_errors, pca_errors, weight=None):
     The weighted mean of the paired differences (model minus PCA) must lie
     below zero by `Z` standard errors (Kish's effective number of rows).
     """
+    if _distributed.current() is not None:
+        return _shared_paired_decision(model_errors, pca_errors, weight)
     differences = (model_errors - pca_errors).double()
     pca_squared = pca_errors.double()
     n_rows = differences.shape[0]
@@ -106,6 +109,42 @@ def paired_decision(model_errors, pca_errors, weight=None):
         "n_rows": n_rows,
         "pca_score": pca_score,
     }
+
+
+def _shared_paired_decision(model_errors, pca_errors, weight):
+    """`paired_decision` over the held-out rows of every rank, from summed moments."""
+    differences = (model_errors - pca_errors).double()
+    if weight is None:
+        weights = torch.ones_like(differences)
+    else:
+        weights = weight.to(differences)
+    sums = _distributed.all_sum(
+        torch.stack(
+            [
+                torch.tensor(float(differences.shape[0]), dtype=torch.float64),
+                weights.sum().cpu(),
+                (weights * differences).sum().cpu(),
+                (weights * pca_errors.double()).sum().cpu(),
+                (weights**2).sum().cpu(),
+            ]
+        )
+    )
+    n_rows, total, difference_sum, pca_sum, squared_weights = sums.tolist()
+    n_rows = int(n_rows)
+    average = difference_sum / total
+    statistics = {
+        "mean_difference": average,
+        "standard_error": math.inf,
+        "n_rows": n_rows,
+        "pca_score": -pca_sum / total,
+    }
+    spread = (weights * (differences - average) ** 2).sum().cpu()
+    variance = float(_distributed.all_sum(spread[None])[0]) / total
+    if n_rows < 2:
+        return False, statistics
+    effective = total**2 / squared_weights
+    statistics["standard_error"] = math.sqrt(variance / max(effective - 1.0, 1.0))
+    return average + Z * statistics["standard_error"] < 0, statistics
 
 
 def row_errors(output, X):

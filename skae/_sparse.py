@@ -10,7 +10,12 @@ import numpy as np
 import scipy.sparse
 import torch
 
+import skae._distributed as _distributed
 from skae._torch_utils import data_device, release_memory
+
+# The most features whose covariance a distributed fit adds up over the ranks
+# for sparse rows' PCA start (a float64 matrix of this size squared: 128 MiB).
+SHARED_COVARIANCE_FEATURES = 4096
 
 # Dense entries per batch when sparse or very wide rows are densified for
 # scoring: 2**22 float32 entries (16 MB), at most INFERENCE_BATCH_SIZE rows.
@@ -132,6 +137,8 @@ class SparseRows:
         minus a rank-one term, so X is never densified and the cost is a few
         sparse products with ``n_components + OVERSAMPLES`` columns.
         """
+        if _distributed.current() is not None:
+            return self._shared_principal_axes(n_components, sample_weight)
         X = self.matrix
         n_samples, n_features = X.shape
         n_pca = min(n_components, n_samples, n_features)
@@ -171,8 +178,51 @@ class SparseRows:
             torch.from_numpy(mean32).to(self.device),
         )
 
+    def _shared_principal_axes(self, n_components, sample_weight):
+        """`principal_axes` of every rank's rows, from their summed covariances."""
+        X = self.matrix
+        n_samples, n_features = X.shape
+        if n_features > SHARED_COVARIANCE_FEATURES:
+            raise ValueError(
+                f"A distributed fit of sparse rows with {n_features} features "
+                "cannot start from PCA: it adds up covariances of at most "
+                f"{SHARED_COVARIANCE_FEATURES} features. Use init='random', or "
+                "reduce the features first (e.g. TruncatedSVD)."
+            )
+        weights = np.ones(n_samples)
+        if sample_weight is not None:
+            weights = sample_weight.detach().cpu().numpy().astype(np.float64)
+        first = _distributed.all_sum(
+            torch.from_numpy(
+                np.concatenate([[n_samples, weights.sum()], X.T @ weights])
+            )
+        ).numpy()
+        total_rows, total_weight, mean = int(first[0]), first[1], first[2:] / first[1]
+        second = np.asarray((X.T @ scipy.sparse.diags(weights) @ X).todense())
+        second = _distributed.all_sum(torch.from_numpy(second)).numpy()
+        covariance = second / total_weight - np.outer(mean, mean)
+        _, vectors = np.linalg.eigh(covariance)
+        n_pca = min(n_components, total_rows, n_features)
+        components = vectors[:, ::-1].T[:n_pca].copy()
+        largest = np.abs(components).argmax(axis=1)
+        components *= np.sign(components[np.arange(n_pca), largest])[:, None]
+        return (
+            torch.from_numpy(components.astype(np.float32)).to(self.device),
+            torch.from_numpy(mean.astype(np.float32)).to(self.device),
+        )
+
     def _mean(self, sample_weight):
-        """Return the (weighted) column means in float64."""
+        """Return the (weighted) column means in float64 (over every rank's rows)."""
+        if _distributed.current() is not None:
+            weights = np.ones(self.matrix.shape[0])
+            if sample_weight is not None:
+                weights = sample_weight.detach().cpu().numpy().astype(np.float64)
+            summed = _distributed.all_sum(
+                torch.from_numpy(
+                    np.concatenate([[weights.sum()], self.matrix.T @ weights])
+                )
+            ).numpy()
+            return summed[1:] / summed[0]
         if sample_weight is None:
             return np.asarray(self.matrix.mean(axis=0, dtype=np.float64)).ravel()
         weights = sample_weight.detach().cpu().numpy().astype(np.float64)

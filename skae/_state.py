@@ -83,6 +83,9 @@ class Plan:
     # that become the fitted attributes; applied when the run ends, resumed or
     # not.
     decision: dict | None = None
+    # A fit across ranks (skae._distributed): each rank's validation size,
+    # split seed and data digest, in rank order; resume needs as many ranks.
+    ranks: list | None = None
 
     def split_generator(self):
         """Return the generator that draws this plan's validation split, or None."""
@@ -583,6 +586,7 @@ class TrainingState:
                 "data_digest": plan.data_digest,
                 "max_time": None if plan.max_time is None else float(plan.max_time),
                 "decision": plan.decision,
+                "ranks": plan.ranks,
                 "stopping": stopping,
             }
             if plan.validation_size:
@@ -705,6 +709,7 @@ class TrainingState:
                 _optional(unfinished.get("max_time"), float, "max_time")
             ),
             decision=_check_decision(unfinished.get("decision")),
+            ranks=_check_ranks(unfinished.get("ranks")),
         )
         history = whole["history"]
         if plan.last_epoch < history.n_iter:
@@ -938,6 +943,28 @@ def copied(value):
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return copy.deepcopy(value)
+
+
+def _check_ranks(ranks):
+    """Return a file's per-rank plan entries, checked, or None."""
+    if ranks is None:
+        return None
+    keys = {"validation_size", "split_seed", "data_digest"}
+    if not (
+        isinstance(ranks, list)
+        and len(ranks) >= 2
+        and all(
+            isinstance(rank, dict)
+            and set(rank) == keys
+            and isinstance(rank["validation_size"], int)
+            and rank["validation_size"] >= 0
+            and (rank["split_seed"] is None or isinstance(rank["split_seed"], int))
+            and (rank["data_digest"] is None or isinstance(rank["data_digest"], str))
+            for rank in ranks
+        )
+    ):
+        raise ValueError(f"the plan's ranks should each hold {sorted(keys)}.")
+    return [dict(rank) for rank in ranks]
 
 
 def _check_decision(decision):

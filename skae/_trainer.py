@@ -9,6 +9,7 @@ it was. It never sees the estimator; the width search (`skae._sizing`) runs it
 once per width.
 """
 
+import dataclasses
 import time
 from functools import partial
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+import skae._distributed as _distributed
 from skae._budget import TimeBudget, check_max_time
 from skae._missing import principal_axes
 from skae._precision import choose_precision
@@ -83,7 +85,7 @@ class Trainer:
         """Finish the interrupted fit whose `state` this is, on `rows`."""
         config = self.config
         check_same_architecture(state.architecture, config.architecture)
-        plan = state.plan
+        plan = _rank_plan(state.plan, _distributed.current())
         held_out = (
             check_validation_size(config, rows.n_samples) if plan.validation_size else 0
         )
@@ -115,10 +117,11 @@ class Trainer:
             )
         device = resolve_device(config.device)
         parts = rows.split(plan.validation_size, plan.split_generator(), device)
+        self._train_rows = _total(_distributed.current(), parts.X.shape[0])
         # Train a copy: a resume that fails leaves the caller's model as it was.
         working = state.copy().to(device)
         scheduler = working.start_plan(
-            plan, config.learning_rate_init, working.stopping
+            state.plan, config.learning_rate_init, working.stopping
         )
         # A fit cut short right after its stopping rule fired has no epochs left.
         remaining = plan.last_epoch - working.history.n_iter
@@ -156,18 +159,37 @@ class Trainer:
                 "partial_fit, or fit."
             )
         device = resolve_device(config.device)
+        group = _distributed.current()
         validation_size = 0
-        if not incremental and early_stopping_on(config, rows.n_samples):
-            validation_size = check_validation_size(config, rows.n_samples)
+        holds_out = not incremental and early_stopping_on(config, rows.n_samples)
+        if group is not None:
+            # Every rank holds out rows, or none does.
+            holds_out = not group.any(not holds_out)
+        if holds_out:
+            validation_size = _agreed(
+                group, lambda: check_validation_size(config, rows.n_samples)
+            )
 
         if previous is None:
             generator = make_generator(config.random_state)
+            if group is not None:
+                # Each rank shuffles and splits its own rows: its own stream.
+                generator.manual_seed(_rank_seed(generator.initial_seed(), group.rank))
             split = new_split(rows.n_samples, validation_size, generator)
+            refused = None
             try:
                 parts = rows.split(validation_size, split, device)
-            except ZeroWeightSplit:
+            except ZeroWeightSplit as error:
+                refused = error
+            if group is not None and group.any(refused is not None):
+                if refused is None:
+                    refused = ZeroWeightSplit(
+                        "another rank's rows cannot be split: every row it "
+                        "would hold out, or train on, weighs 0"
+                    )
+            if refused is not None:
                 if config.early_stopping != "auto":
-                    raise
+                    raise refused
                 # "auto" holds out rows only where both sides can be weighed.
                 validation_size, split = 0, None
                 parts = rows.split(0, None, device)
@@ -197,6 +219,7 @@ class Trainer:
             history.best_loss = np.inf
 
         state.use_optimizer(config.solver, config.learning_rate_init, config.momentum)
+        self._train_rows = _total(group, parts.X.shape[0])
         n_epochs = 1 if incremental else config.max_iter
         last_epoch = history.n_iter + (n_epochs if stop_after is None else stop_after)
         schedule = "constant" if incremental else config.learning_rate
@@ -208,7 +231,7 @@ class Trainer:
             self._offer_start(stopping, state, previous, parts, fill)
         plan = Plan(
             schedule=schedule,
-            total_steps=n_epochs * n_batches(parts.X.shape[0], self._batch(parts)),
+            total_steps=n_epochs * n_batches(self._train_rows, self._batch(parts)),
             last_epoch=last_epoch,
             validation_size=validation_size,
             split_seed=split["seed"] if validation_size else None,
@@ -217,6 +240,15 @@ class Trainer:
             max_time=max_time,
             decision=decision,
         )
+        if group is not None:
+            # What resume needs of each rank's rows, in rank order.
+            plan.ranks = group.gather(
+                {
+                    "validation_size": validation_size,
+                    "split_seed": plan.split_seed,
+                    "data_digest": plan.data_digest,
+                }
+            )
         scheduler = state.start_plan(plan, config.learning_rate_init, stopping)
         return self._train(
             state,
@@ -229,8 +261,12 @@ class Trainer:
         )
 
     def _batch(self, parts):
-        """Rows per optimisation step: batch_size clipped to the training rows."""
-        return min(self.config.batch_size, parts.X.shape[0])
+        """Rows per optimisation step: batch_size clipped to the training rows.
+
+        Across ranks, the rows of every rank: a step takes about that many
+        rows in all.
+        """
+        return min(self.config.batch_size, self._train_rows)
 
     def _precision(self, rows, previous):
         """Return the arithmetic to train in: "auto" resolved for this device and X."""
@@ -240,7 +276,12 @@ class Trainer:
         if previous is not None and previous.history.precision is not None:
             # A warm start or partial_fit continues in the arithmetic chosen.
             return previous.history.precision
-        return choose_precision(resolve_device(config.device), rows.n_samples)
+        group = _distributed.current()
+        chosen = choose_precision(
+            resolve_device(config.device), _total(group, rows.n_samples)
+        )
+        # Rank 0's hardware decides for all: one model, one arithmetic.
+        return chosen if group is None else group.broadcast(chosen)
 
     def _offer_start(self, stopping, state, previous, parts, fill):
         """Make the model a fit starts from a candidate of early stopping.
@@ -281,19 +322,34 @@ class Trainer:
         every epoch.
         """
         config, callbacks = self.config, self.callbacks
+        group = _distributed.current()
         plan = state.plan
         budget = None
         if plan is not None and plan.max_time is not None:
             budget = TimeBudget(plan.max_time, self.started)
+            if group is not None:
+                budget = _SharedBudget(budget, group)
         planned_last = None if plan is None else plan.last_epoch
-        steps_per_epoch = n_batches(parts.X.shape[0], self._batch(parts))
+        steps_per_epoch = n_batches(self._train_rows, self._batch(parts))
         state.history.precision = precision
         state.history.held_out_explained_variance = None
         weights = parts.weight
         if weights is not None:
-            weights = (weights / weights.mean()).to(parts.X.device)
+            mean = weights.mean()
+            if group is not None:
+                mean = _distributed.all_sum(
+                    torch.stack(
+                        [weights.sum(), torch.tensor(float(len(weights)))]
+                    ).double()
+                )
+                mean = (mean[0] / mean[1]).to(weights.dtype)
+            weights = (weights / mean).to(parts.X.device)
         fill = _fill(state, rows, config.noise)
-        loss_scale = state.loss_scale(parts.X, config.loss, fill)
+        with _distributed.alone():
+            loss_scale = state.loss_scale(parts.X, config.loss, fill)
+        if group is not None:
+            loss_scale = group.broadcast(loss_scale)
+        verbose = config.verbose if group is None or group.rank == 0 else 0
         before = callbacks.save()
         # Commit: from here on the caller describes this fit.
         callbacks.publish(state)
@@ -305,7 +361,7 @@ class Trainer:
             last = state.plan.last_epoch
             stop = state.end_epoch(record, scheduler, budget, steps_per_epoch)
             state.history.fit_time = time.perf_counter() - self.started
-            if config.verbose and state.plan.last_epoch != last:
+            if verbose and state.plan.last_epoch != last:
                 print_progress_line(
                     f"max_time={config.max_time:g} s: the time left affords "
                     f"{state.plan.last_epoch} epochs in all"
@@ -313,10 +369,14 @@ class Trainer:
             # Where Ctrl-C falls back to, and what a Checkpoint callback saves.
             last_whole_epoch = state.snapshot()
             callbacks.publish(state)
-            if config.verbose:
+            if verbose:
                 report_epoch(record, stop, state.stopping)
             # Every callback sees the epoch, even after one asked to stop.
-            return callbacks.epoch_end(record) or stop
+            stop = callbacks.epoch_end(record) or stop
+            if group is not None:
+                # A callback on one rank stops them all.
+                stop = group.any(stop)
+            return stop
 
         if budget is not None:
             budget.start(state.history.n_iter, cap=planned_last)
@@ -341,14 +401,17 @@ class Trainer:
                 on_epoch_end=end_epoch,
                 batch_progress=(
                     partial(batch_progress_bar, config.max_iter)
-                    if config.verbose >= 2
+                    if verbose >= 2
                     else None
                 ),
                 precision=precision,
                 fill=fill,
+                group=group,
             )
         except KeyboardInterrupt:
-            if self.on_interrupt == "raise":
+            if self.on_interrupt == "raise" or group is not None:
+                # Across ranks, the others cannot keep an epoch this rank may
+                # not have finished: the call leaves every model as it was.
                 callbacks.restore(before)
                 raise
             # As MLPRegressor: keep what was learnt, but only whole epochs.
@@ -370,8 +433,10 @@ class Trainer:
                 "StandardScaler, or divide pixels by 255) or lower "
                 f"learning_rate_init (now {config.learning_rate_init})."
             ) from None
-        except BaseException:
+        except BaseException as error:
             callbacks.restore(before)
+            if group is not None and _distributed.is_collective_failure(error):
+                raise _distributed.peer_failure(group.rank, error) from error
             raise
         stopping = state.stopping
         budgeted_last = None if state.plan is None else state.plan.last_epoch
@@ -480,3 +545,75 @@ def _fill(state, rows, noise):
     if state.fill is None:
         state.fill = rows.column_fill(state.device)
     return state.fill
+
+
+def _total(group, count):
+    """Return `count` summed over the ranks (itself when alone)."""
+    if group is None:
+        return count
+    return int(group.sum(torch.tensor([float(count)]))[0])
+
+
+def _rank_seed(seed, rank):
+    """Return the seed of `rank`'s own stream, from the shared `seed`."""
+    return (seed + 1_000_003 * rank) % 2**63
+
+
+def _agreed(group, check):
+    """Return check(); across ranks, raise on every rank if it raised on one."""
+    if group is None:
+        return check()
+    try:
+        value, refused = check(), None
+    except ValueError as error:
+        value, refused = None, error
+    if group.any(refused is not None):
+        if refused is not None:
+            raise refused
+        raise ValueError(
+            "Another rank refused its rows (its error says why); every rank "
+            "stops before training."
+        )
+    return value
+
+
+def _rank_plan(plan, group):
+    """Return `plan` as this rank saw it: each rank split its own rows.
+
+    A plan written across N ranks resumes only across N ranks.
+    """
+    ranks = getattr(plan, "ranks", None)
+    world_size = 1 if ranks is None else len(ranks)
+    now = 1 if group is None else group.world_size
+    if world_size != now:
+        raise ValueError(
+            f"This fit was interrupted while training across {world_size} "
+            f"process{'es' if world_size > 1 else ''}, and resume runs across "
+            f"{now}: resume it with the same number of ranks (e.g. torchrun "
+            f"--nproc-per-node {world_size}), each passing the rows it held, "
+            "or start a new fit."
+        )
+    if ranks is None:
+        return plan
+    mine = ranks[group.rank]
+    return dataclasses.replace(
+        plan,
+        validation_size=mine["validation_size"],
+        split_seed=mine["split_seed"],
+        data_digest=mine["data_digest"],
+    )
+
+
+class _SharedBudget:
+    """A `TimeBudget` whose plan is rank 0's, on every rank."""
+
+    def __init__(self, budget, group):
+        self.budget, self.group = budget, group
+
+    def start(self, n_iter, cap):
+        """Start timing the epochs (see `TimeBudget.start`)."""
+        self.budget.start(n_iter, cap)
+
+    def last_epoch(self, n_iter):
+        """Return rank 0's last affordable epoch."""
+        return self.group.broadcast(self.budget.last_epoch(n_iter))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+import skae._distributed as _distributed
 from skae._missing import masked_evaluation, masked_loss
 from skae._modules import split_last_activation
 from skae._sparse import DENSE_BATCH_ENTRIES, batch_rows
@@ -316,7 +317,59 @@ def evaluate(encoder, decoder, X, loss, sample_weight=None, batch_size=None, fil
             loss_sum += losses.sum()
             squared_sum += squared.sum()
     total = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+    if _distributed.current() is not None:
+        # Means over every rank's rows.
+        loss_total, squared_total, total = _distributed.all_sum_floats(
+            float(loss_sum), float(squared_sum), total
+        )
+        return loss_total / total, -squared_total / total
     return float(loss_sum) / total, -float(squared_sum) / total
+
+
+class StepLoss(nn.Module):
+    """The loss one optimisation step minimises, as the module DDP wraps.
+
+    ``forward(inputs, targets, weights, share, penalty_rows)`` returns (the
+    objective to differentiate, the batch's loss): the batch's mean loss
+    (`reconstruction_loss`, or `skae._missing.masked_loss` with a `fill`)
+    plus the L2 penalty over `penalty_rows` rows. Alone, ``share`` is 1 and
+    the objective is the loss. Across ranks, each rank's mean is multiplied
+    by `share` (its rows' part of the step's rows over all ranks, times the
+    number of ranks), so that DistributedDataParallel's average of the
+    gradients is the gradient of the mean over every rank's rows; a rank
+    without rows in this step contributes zeros.
+    """
+
+    def __init__(self, encoder, decoder, loss, alpha, fill):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.loss, self.alpha, self.fill = loss, alpha, fill
+
+    def forward(self, inputs, targets, weights, share, penalty_rows):
+        """Return (objective, batch loss) of one step."""
+        encoder, decoder = self.encoder, self.decoder
+        if inputs.shape[0] == 0:
+            # Every parameter in the graph, with zero gradients.
+            batch_loss = sum(p.sum() for p in self.parameters()) * 0.0
+        elif self.fill is None:
+            batch_loss = reconstruction_loss(
+                encoder, decoder, inputs, targets, self.loss, weights
+            )
+        else:
+            batch_loss = masked_loss(
+                encoder, decoder, inputs, targets, self.fill, self.loss, weights
+            )
+        objective = batch_loss if share == 1 else batch_loss * share
+        if self.alpha:
+            penalty = l2_penalty((encoder, decoder), self.alpha, penalty_rows)
+            batch_loss = batch_loss + penalty
+            objective = objective + penalty
+        return objective, batch_loss
+
+
+def _step_rows(n_rows, n_steps):
+    """Return the bounds of each step's rows: n_rows split evenly over n_steps."""
+    return [(k * n_rows) // n_steps for k in range(n_steps + 1)]
 
 
 def train_epochs(
@@ -341,6 +394,7 @@ def train_epochs(
     batch_progress=None,
     precision="float32",
     fill=None,
+    group=None,
 ):
     """Run up to `n_epochs` passes of mini-batch optimisation over the rows of `X`.
 
@@ -388,6 +442,12 @@ def train_epochs(
     fill : torch.Tensor of shape (n_features,), default=None
         Given when `X` (or the noise) has missing entries (NaN): the values
         that fill missing inputs; the loss is then `skae._missing.masked_loss`.
+    group : skae._distributed.Group, default=None
+        Train across its ranks, each on its own rows `X`: every rank runs the
+        same number of steps, ceil(rows of all ranks / `batch_size`), a step
+        taking an even share of each rank's rows (so about `batch_size` rows
+        in all), through DistributedDataParallel. The records are means over
+        every rank's rows.
 
     Returns
     -------
@@ -404,6 +464,25 @@ def train_epochs(
         device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
     )
     records = []
+    step_loss = StepLoss(encoder, decoder, loss, alpha, fill)
+    shared_steps = None
+    if group is None:
+        model = step_loss
+        total_rows = n_samples
+    else:
+        counts = group.gather(n_samples)
+        total_rows = sum(counts)
+        n_steps = n_batches(total_rows, batch_size)
+        every = [_step_rows(count, n_steps) for count in counts]
+        own = every[group.rank]
+        # (start, stop, rows of all ranks) of each step; a step in which no
+        # rank has a row (few rows, a small batch) is left out on every rank.
+        shared_steps = [
+            (own[k], own[k + 1], sum(rows[k + 1] - rows[k] for rows in every))
+            for k in range(n_steps)
+        ]
+        shared_steps = [step for step in shared_steps if step[2]]
+        model = group.data_parallel(step_loss)
     for epoch in range(first_epoch, first_epoch + n_epochs):
         start_time = time.perf_counter()
         # Drawn afresh each epoch, so that the CPU generator's state at an epoch's
@@ -417,31 +496,31 @@ def train_epochs(
         # Accumulate on the device: one host synchronisation per epoch, not per batch.
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         progress = None
+        steps = shared_steps
+        if group is None:
+            steps = [
+                (start, min(start + batch_size, n_samples), None)
+                for start in range(0, n_samples, batch_size)
+            ]
         if batch_progress is not None:
-            progress = batch_progress(epoch, n_batches(n_samples, batch_size))
-        for start in range(0, n_samples, batch_size):
-            stop = min(start + batch_size, n_samples)
+            progress = batch_progress(epoch, len(steps))
+        for start, stop, step_rows in steps:
             rows = order[start:stop] if shuffle else slice(start, stop)
             batch = X[rows].to(device, non_blocking=True)
             inputs = corrupt(batch, noise, noise_generator) if noise else batch
             weights = None
             if sample_weight is not None:
                 weights = sample_weight[rows].to(device, non_blocking=True)
+            share, penalty_rows = 1, stop - start
+            if group is not None:
+                share = (stop - start) * group.world_size / step_rows
+                penalty_rows = step_rows
             with autocast:
-                if fill is None:
-                    batch_loss = reconstruction_loss(
-                        encoder, decoder, inputs, batch, loss, weights
-                    )
-                else:
-                    batch_loss = masked_loss(
-                        encoder, decoder, inputs, batch, fill, loss, weights
-                    )
-            if alpha:
-                batch_loss = batch_loss + l2_penalty(
-                    (encoder, decoder), alpha, stop - start
+                objective, batch_loss = model(
+                    inputs, batch, weights, share, penalty_rows
                 )
             optimizer.zero_grad(set_to_none=True)
-            batch_loss.backward()
+            objective.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -455,9 +534,12 @@ def train_epochs(
             validation_loss, validation_score = evaluate(
                 encoder, decoder, X_validation, loss, validation_weight, fill=fill
             )
+        train_loss = float(loss_sum)
+        if group is not None:
+            train_loss = float(group.sum(torch.tensor([train_loss])))
         record = EpochRecord(
             epoch=epoch,
-            train_loss=float(loss_sum) / n_samples,
+            train_loss=train_loss / total_rows,
             seconds=time.perf_counter() - start_time,
             validation_loss=validation_loss,
             validation_score=validation_score,

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse
 from torch import nn
 
+import skae._distributed as _distributed
 from skae._missing import reconstructor
 from skae._rows import held_out_indices
 from skae._sparse import batch_rows
@@ -112,6 +113,8 @@ def explained_variance_of_rows(reconstruct, X, weights, rows=None):
             deviations = squared_norms(np.nan_to_num(part - mean))
         residual += weighted_sum(residuals, part_weights)
         total += weighted_sum(deviations, part_weights)
+    # Over every rank's rows in a distributed fit.
+    residual, total = _distributed.all_sum_floats(residual, total)
     return fraction_explained(residual, total)
 
 
@@ -131,6 +134,8 @@ def weighted_sum(values, weights):
 
 def observed_mean(X, weights):
     """Return the (weighted) mean of each column over its observed entries."""
+    if _distributed.current() is not None:
+        return _shared_observed_mean(X, weights)
     if scipy.sparse.issparse(X):
         if weights is None:
             return np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
@@ -143,5 +148,25 @@ def observed_mean(X, weights):
     row_weights = np.ones(X.shape[0]) if weights is None else weights
     counts = row_weights @ observed
     sums = row_weights @ np.where(observed, X, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, 0.0)
+
+
+def _shared_observed_mean(X, weights):
+    """`observed_mean` over every rank's rows (in a distributed session)."""
+    import torch
+
+    row_weights = np.ones(X.shape[0]) if weights is None else weights
+    if scipy.sparse.issparse(X):
+        counts = np.full(X.shape[1], float(row_weights.sum()))
+        sums = np.asarray(X.T @ row_weights).ravel()
+    else:
+        observed = ~np.isnan(X)
+        counts = row_weights @ observed
+        sums = row_weights @ np.where(observed, X, 0.0)
+    summed = _distributed.all_sum(
+        torch.from_numpy(np.stack([counts, sums]).astype(np.float64))
+    ).numpy()
+    counts, sums = summed
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / counts, 0.0)

@@ -6,6 +6,7 @@ being fitted and the epoch's `EpochRecord`, and stops training by returning True
 
 from pathlib import Path
 
+import skae._distributed as _distributed
 from skae._persistence import save_model
 
 
@@ -26,6 +27,12 @@ class Checkpoint:
         otherwise each checkpoint replaces the previous one.
     every : int, default=1
         Save after every `every`-th epoch.
+
+    Notes
+    -----
+    In a fit across ranks (``distributed``), only rank 0 saves; every rank
+    holds the same model. Resume it with as many ranks, each passing the rows
+    it held.
 
     Attributes
     ----------
@@ -64,7 +71,8 @@ class Checkpoint:
     def __call__(self, estimator, record):
         """Save `estimator` if this epoch is a multiple of `every`."""
         epochs = record.epoch + 1
-        if epochs % self.every:
+        if epochs % self.every or not _distributed.writes_files():
+            # Across ranks, rank 0 writes: every rank holds the same model.
             return None
         path = Path(str(self.path).format(epoch=epochs))
         save_model(estimator, path, warn_dropped=False)

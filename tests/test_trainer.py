@@ -218,9 +218,9 @@ def test_plan_parameters_are_plain_json_values():
 def test_every_estimator_parameter_a_fit_reads_is_in_the_configuration():
     names = {field for field in FitConfig.__dataclass_fields__}
     unread = set(skae.MLPAutoencoder().get_params()) - names
-    # warm_start and callbacks are the estimator's: which state to continue,
-    # and what to tell after each epoch.
-    assert unread == {"warm_start", "callbacks"}
+    # warm_start, callbacks and distributed are the estimator's: which state to
+    # continue, what to tell after each epoch, and which ranks the call joins.
+    assert unread == {"warm_start", "callbacks", "distributed"}
 
 
 # Data flows one way: nothing below the estimator imports it or the package.
@@ -228,6 +228,7 @@ def test_every_estimator_parameter_a_fit_reads_is_in_the_configuration():
 BELOW = [
     "_budget",
     "_config",
+    "_distributed",
     "_missing",
     "_modules",
     "_precision",
