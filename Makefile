@@ -41,8 +41,10 @@ test: install
 # AVX-512 and AMX kernels. A test that passes on one CPU only fails here first.
 # The machine's OpenBLAS variables are left as they are.
 KERNEL_ENV = ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX2
+# The tests that start processes (torch.distributed, marked "ranks") check the
+# exchange between ranks, not the kernels: they run in the other two suites.
 test-kernels: install
-	$(KERNEL_ENV) $(BIN)/python -m pytest
+	$(KERNEL_ENV) $(BIN)/python -m pytest -m "not ranks"
 
 # The suite again with every lower bound of pyproject.toml (wheels only, so no
 # source build hides a missing wheel); fails if README's table says otherwise.

@@ -188,6 +188,30 @@ def _dask_table():
     )
 
 
+def _distributed_table():
+    results = json.loads((RESULTS / "distributed.json").read_text())
+    one = results["runs"][0]
+    rows = [
+        [
+            str(run["processes"]),
+            str(run["threads_per_process"]),
+            f"{run['seconds']:.2f}",
+            f"{run['samples_per_s']:,.0f}",
+            f"{run['samples_per_s'] / one['samples_per_s']:.2f}",
+        ]
+        for run in results["runs"]
+    ]
+    return (
+        _measured_by(results["machine"], "bench/distributed.py")
+        + f". {results['data']}, ``{results['model']}``, device "
+        f"{results['device']}, backend {results['backend']}; best of "
+        f"{results['rounds']} interleaved runs after a warm-up:\n\n"
+        + _table(
+            ["processes", "threads each", "seconds", "samples/s", "x 1 process"], rows
+        )
+    )
+
+
 def _onnx_table():
     results = json.loads((RESULTS / "onnx.json").read_text())
     machine = results["machine"]
@@ -683,6 +707,7 @@ for _name, _make in [
     ("quality_table", _quality_table),
     ("speed_table", _speed_table),
     ("dask_table", _dask_table),
+    ("distributed_table", _distributed_table),
     ("onnx_table", _onnx_table),
     ("onnx_one_row", _onnx_one_row),
     ("sizing_table", _sizing_table),

@@ -171,6 +171,15 @@ class MLPAutoencoder(BaseAutoencoder):
         `precision_` records the choice. Inference is always float32. See the
         user guide's performance page.
 
+    callbacks : list of callable, default=None
+        Each is called at the end of every epoch as ``callback(estimator,
+        record)``, where ``record`` has the fields ``epoch`` (from 0),
+        ``train_loss``, ``validation_loss`` and ``seconds``. The estimator can be
+        used for inference inside the callback (with early stopping, its
+        weights are the best epoch's so far; in a width search, those of the
+        width being tried). Returning True stops training. A callback that
+        raises ends the fit and leaves the estimator as it was before the call.
+
     distributed : {"auto", True, False}, default="auto"
         Train across the ranks of a ``torch.distributed`` process group.
         "auto": when `fit`, `partial_fit` or `resume` runs inside an
@@ -180,15 +189,6 @@ class MLPAutoencoder(BaseAutoencoder):
         fitted model; otherwise the fit trains on its own rows. True requires
         such a group, False ignores it. Every rank must make the same call.
         See the user guide's page on several GPUs or machines.
-
-    callbacks : list of callable, default=None
-        Each is called at the end of every epoch as ``callback(estimator,
-        record)``, where ``record`` has the fields ``epoch`` (from 0),
-        ``train_loss``, ``validation_loss`` and ``seconds``. The estimator can be
-        used for inference inside the callback (with early stopping, its
-        weights are the best epoch's so far; in a width search, those of the
-        width being tried). Returning True stops training. A callback that
-        raises ends the fit and leaves the estimator as it was before the call.
 
     Attributes
     ----------

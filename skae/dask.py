@@ -45,6 +45,10 @@ def fit_distributed(estimator, X, *, client=None, backend="gloo"):
     estimator : MLPAutoencoder
         The fitted clone, as rank 0 fitted it (every rank's is the same).
 
+    See Also
+    --------
+    skae.MLPAutoencoder : Its ``distributed`` parameter: what the ranks share.
+
     Examples
     --------
     >>> import dask.array as da  # doctest: +SKIP

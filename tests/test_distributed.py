@@ -26,6 +26,7 @@ def same(first, second):
     }
 
 
+# promise: distributed.rst / What is shared across the ranks
 def test_every_rank_ends_with_the_same_model(tmp_path):
     first, second = run_ranks("variants", 2, tmp_path, timeout=120)
     assert isinstance(first, dict) and isinstance(second, dict), (first, second)
@@ -45,6 +46,7 @@ def test_every_rank_ends_with_the_same_model(tmp_path):
         )
 
 
+# promise: distributed.rst / What is shared across the ranks
 def test_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     # Without shuffling, the ranks' k-th steps take rows [32k, 32k + 32) of
     # their halves: one process sees the same 64 rows per step in this order.
@@ -79,6 +81,7 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
         )
 
 
+# promise: distributed.rst / What is shared across the ranks
 def test_held_out_error_within_3_percent_of_one_process(tmp_path):
     rows, test_rows = 6000, 1000
     first, second = run_ranks(
@@ -92,6 +95,7 @@ def test_held_out_error_within_3_percent_of_one_process(tmp_path):
     assert abs(first["error"] / error - 1) < 0.03
 
 
+# promise: distributed.rst / When a rank fails
 def test_a_rank_that_dies_is_reported_on_the_others(tmp_path):
     first, second = run_ranks("dies", 2, tmp_path, timeout=60)
     assert second is None  # it died
@@ -99,12 +103,14 @@ def test_a_rank_that_dies_is_reported_on_the_others(tmp_path):
     assert "another rank failed" in first.message
 
 
+# promise: distributed.rst / When a rank fails
 def test_ctrl_c_on_one_rank_stops_every_rank(tmp_path):
     first, second = run_ranks("interrupted", 2, tmp_path, timeout=60)
     assert first == {"interrupted": True, "unchanged": True}
     assert isinstance(second, Raised) and second.kind == "PeerFailure", second
 
 
+# promise: distributed.rst / What is shared across the ranks
 def test_checkpoint_by_rank_0_and_resume_across_as_many_ranks(tmp_path):
     folder = tmp_path / "files"
     folder.mkdir()
@@ -133,6 +139,7 @@ def test_checkpoint_by_rank_0_and_resume_across_as_many_ranks(tmp_path):
         model.resume(data(400)[::2])
 
 
+# promise: distributed.rst / How do I train on several GPUs or machines?
 def test_distributed_true_needs_a_process_group():
     X = data(100)
     model = MLPAutoencoder(2, max_iter=2, distributed=True)
@@ -143,6 +150,7 @@ def test_distributed_true_needs_a_process_group():
     MLPAutoencoder(2, max_iter=2, distributed=False).fit(X)
 
 
+# promise: distributed.rst / With Dask
 def test_dask_workers_train_one_model_on_the_blocks_they_hold():
     da = pytest.importorskip("dask.array")
     distributed = pytest.importorskip("distributed")
@@ -170,3 +178,38 @@ def test_dask_workers_train_one_model_on_the_blocks_they_hold():
     assert fitted.n_iter_ == 3
     assert fitted.distributed == "auto"
     assert fitted.transform(X).shape == (1200, 2)
+
+
+# promise: distributed.rst / With torchrun
+def test_the_torchrun_example_trains_one_model_on_every_rank(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from _ranks import free_port
+
+    example = Path(__file__).parents[1] / "examples" / "train_torchrun.py"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        str(example),
+    ]
+    environment = {**os.environ, "SKAE_EXAMPLES_FAST": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env=environment
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    ranks = sorted(line for line in lines if line.startswith("rank "))
+    assert len(ranks) == 2 and "rank 0 of 2: 2000 rows" in ranks[0]
+    # Both ranks print the same weights digest and test error.
+    assert ranks[0].split(", weights")[1] == ranks[1].split(", weights")[1]
+    assert "the same model on every rank: True" in lines
