@@ -84,8 +84,41 @@ class Trainer:
     def resume(self, rows, state):
         """Finish the interrupted fit whose `state` this is, on `rows`."""
         config = self.config
+        group = _distributed.current()
         check_same_architecture(state.architecture, config.architecture)
-        plan = _rank_plan(state.plan, _distributed.current())
+        plan = _agreed(group, lambda: self._check_resume(rows, state.plan, group))
+        device = resolve_device(config.device)
+        parts = rows.split(plan.validation_size, plan.split_generator(), device)
+        self._train_rows = _total(group, parts.X.shape[0])
+        # Train a copy: a resume that fails leaves the caller's model as it was.
+        working = state.copy().to(device)
+        if group is not None and plan.validation_size:
+            # The file kept rank 0's split; this rank held out its own rows.
+            working.history.split = {
+                "n_samples": rows.n_samples,
+                "validation_size": plan.validation_size,
+                "seed": plan.split_seed,
+            }
+        scheduler = working.start_plan(
+            state.plan, config.learning_rate_init, working.stopping
+        )
+        # A fit cut short right after its stopping rule fired has no epochs left.
+        remaining = plan.last_epoch - working.history.n_iter
+        return self._train(
+            working,
+            parts,
+            rows,
+            scheduler=scheduler,
+            n_epochs=0 if working.stopping.stopped else remaining,
+            resumable=True,
+            # The arithmetic the interrupted fit chose, "auto" included.
+            precision=working.history.precision or self._precision(rows, None),
+        )
+
+    def _check_resume(self, rows, plan, group):
+        """Return this rank's view of `plan`, or raise if `rows` cannot resume it."""
+        config = self.config
+        plan = _rank_plan(plan, group)
         held_out = (
             check_validation_size(config, rows.n_samples) if plan.validation_size else 0
         )
@@ -115,26 +148,7 @@ class Trainer:
                 "resume needs the training data (and sample weights) of the "
                 "interrupted fit, but X differs from it."
             )
-        device = resolve_device(config.device)
-        parts = rows.split(plan.validation_size, plan.split_generator(), device)
-        self._train_rows = _total(_distributed.current(), parts.X.shape[0])
-        # Train a copy: a resume that fails leaves the caller's model as it was.
-        working = state.copy().to(device)
-        scheduler = working.start_plan(
-            state.plan, config.learning_rate_init, working.stopping
-        )
-        # A fit cut short right after its stopping rule fired has no epochs left.
-        remaining = plan.last_epoch - working.history.n_iter
-        return self._train(
-            working,
-            parts,
-            rows,
-            scheduler=scheduler,
-            n_epochs=0 if working.stopping.stopped else remaining,
-            resumable=True,
-            # The arithmetic the interrupted fit chose, "auto" included.
-            precision=working.history.precision or self._precision(rows, None),
-        )
+        return plan
 
     def fit(
         self, rows, previous=None, incremental=False, stop_after=None, decision=None
