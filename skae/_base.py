@@ -92,19 +92,18 @@ class BaseAutoencoder(
             The fitted estimator.
         """
         started = time.perf_counter()
-        with _distributed.session(self.distributed) as group:
+        with _distributed.across_ranks(self.distributed) as group:
             return self._fit(X, sample_weight, started, group)
 
     def _fit(self, X, sample_weight, started, group):
-        """Fit, in the distributed session `group` (None: on this process alone)."""
+        """Fit, across the ranks of `group` (None: on this process alone)."""
         if is_fraction(self.n_components):
             if group is not None:
                 raise ValueError(
                     f"n_components={self.n_components!r} searches the width, "
                     "which a fit across ranks does not do: choose the width "
                     "with a fit on one process (on a sample of the rows), then "
-                    "train across the ranks with n_components=<that width>, or "
-                    "set distributed=False to search on each rank's rows alone."
+                    "train across the ranks with n_components=<that width>."
                 )
             if self.warm_start and "_state" in self.__dict__:
                 raise ValueError(
@@ -162,7 +161,7 @@ class BaseAutoencoder(
         config, rows, callbacks = self._prepare(
             X, sample_weight, reset=previous is None
         )
-        with _distributed.session(self.distributed):
+        with _distributed.across_ranks(self.distributed):
             Trainer(config, callbacks, started).fit(rows, previous, incremental=True)
             self._publish_sizing(None, None)
         return self
@@ -201,7 +200,7 @@ class BaseAutoencoder(
                 "fit, or call partial_fit."
             )
         config, rows, callbacks = self._prepare(X, sample_weight, reset=False)
-        with _distributed.session(self.distributed):
+        with _distributed.across_ranks(self.distributed):
             state = Trainer(config, callbacks, started).resume(rows, self._state)
             self._publish_measured(state, config, rows)
         return self

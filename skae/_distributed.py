@@ -2,13 +2,13 @@
 
 Torch only. When a fit runs inside an initialised default process group (as
 under ``torchrun``), every rank passes the rows it holds and all ranks train
-one model: `session` opens a group of skae's own over the same ranks (with the
+one model: `across_ranks` opens a group of skae's own over the same ranks (with the
 stated `TIMEOUT`), and while it is open the functions that compute a statistic
 over rows (PCA's moments, column means, validation scores, explained variance,
 the never-worse comparison) add up their sums over the ranks through
 `all_sum`, so that every rank computes the same numbers from all the rows.
 Gradients are averaged by `torch.nn.parallel.DistributedDataParallel`.
-Outside a session every function here is the identity.
+Outside such a group every function here is the identity.
 """
 
 import contextlib
@@ -46,7 +46,10 @@ class Group:
         import torch.distributed as dist
 
         backend = dist.get_backend()
-        group = dist.new_group(backend=backend, timeout=TIMEOUT)
+        try:
+            group = dist.new_group(backend=backend, timeout=TIMEOUT)
+        except (RuntimeError, ValueError) as error:
+            raise peer_failure(dist.get_rank(), error) from error
         device = torch.device("cpu")
         if backend == "nccl":
             device = torch.device("cuda", torch.cuda.current_device())
@@ -54,8 +57,14 @@ class Group:
 
     def close(self):
         """Release the group's connections."""
+        import gc
+
         import torch.distributed as dist
 
+        # DistributedDataParallel wrappers hold the group in reference cycles:
+        # collect them first, so that none outlives it (one freed after the
+        # group, at exit, aborted the process now and then).
+        gc.collect()
         with contextlib.suppress(Exception):
             dist.destroy_process_group(self.process_group)
 
@@ -91,6 +100,46 @@ class Group:
     def any(self, flag):
         """Whether `flag` is true on any rank."""
         return bool(self.sum(torch.tensor([float(bool(flag))])) > 0)
+
+    def copy_parameters(self, modules):
+        """Give every rank rank 0's parameters of `modules`, in place."""
+        import torch.distributed as dist
+
+        with self.failures(), torch.no_grad():
+            for module in modules:
+                for tensor in module.parameters():
+                    # Through a buffer on the collectives' device (gloo: CPU).
+                    buffer = tensor.detach().to(self.device).contiguous()
+                    dist.broadcast(
+                        buffer, src=self._global(0), group=self.process_group
+                    )
+                    tensor.copy_(buffer)
+
+    def check_same(self, what):
+        """Raise on every rank unless every rank's `what` (a dict) is the same.
+
+        `what` describes the call on this rank (its parameters, the kind and
+        width of its rows); the error names what differs, rank by rank.
+        """
+        every = self.gather(what)
+        differing = sorted(
+            name
+            for name in what
+            if any(other.get(name) != what[name] for other in every)
+        )
+        if differing:
+            listed = "; ".join(
+                f"{name}: "
+                + ", ".join(
+                    f"rank {r} {other.get(name)!r}" for r, other in enumerate(every)
+                )
+                for name in differing
+            )
+            raise ValueError(
+                "The ranks of this distributed fit were called differently, and "
+                "they must make the same call with the same parameters on rows "
+                f"of the same kind: {listed}."
+            )
 
     def data_parallel(self, module):
         """Wrap `module` in DistributedDataParallel over this group."""
@@ -155,7 +204,7 @@ def default_group_size():
 
 
 @contextlib.contextmanager
-def session(setting):
+def across_ranks(setting):
     """Run the block across the default group's ranks, as `setting` says.
 
     Yields the `Group`, or None when this fit trains on its own rows: with
@@ -175,7 +224,7 @@ def session(setting):
         yield None
         return
     if _current.get() is not None:
-        # A fit inside a fit (the imputer's autoencoder): one session.
+        # A fit inside a fit: one group.
         yield _current.get()
         return
     group = Group.open()
@@ -188,12 +237,18 @@ def session(setting):
 
 
 def current():
-    """Return the open `Group`, or None outside a distributed session."""
+    """Return the open `Group`, or None when this fit trains alone."""
     return _current.get()
 
 
+def any_rank(flag):
+    """Whether `flag` holds on any rank (on this one, alone)."""
+    group = _current.get()
+    return bool(flag) if group is None else group.any(flag)
+
+
 def writes_files():
-    """Whether this process writes the fit's files: alone, or rank 0 of a session."""
+    """Whether this process writes the fit's files: alone, or as rank 0."""
     group = _current.get()
     return group is None or group.rank == 0
 
@@ -217,7 +272,7 @@ def all_sum_floats(*numbers):
 
 @contextlib.contextmanager
 def alone():
-    """Run the block on this rank's rows only (no collective), even in a session."""
+    """Run the block on this rank's rows only (no collective), even across ranks."""
     token = _current.set(None)
     try:
         yield

@@ -75,7 +75,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         best (``width_errors_``). Ignored when ``autoencoder`` is given.
 
     autoencoder : MLPAutoencoder, default=None
-        The model to fit (cloned, never changed); None means
+        The model to fit (cloned, never changed; on this process's rows
+        alone, ``distributed=False``); None means
         ``MLPAutoencoder(n_components, noise={"missing": 0.2}, max_iter=...)``
         with enough epochs for about 1,500 optimiser steps, from 5 to 150:
         150 epochs on digits, 7 on 60,000 Fashion-MNIST images.
@@ -237,7 +238,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 width, width_errors = search.best()
             autoencoder = self._autoencoder(X.shape, width)
             if probe.hidden.any() and probe.leaves_enough(width):
-                low_rank = _LowRank.fit(search.completion(width), probe)
+                unseen = np.isnan(X).all(axis=0)
+                low_rank = _LowRank.fit(search.completion(width), probe, unseen)
         else:
             autoencoder = self._autoencoder(X.shape, width)
         if not probe.leaves_enough(autoencoder.n_components):
@@ -332,6 +334,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         n_samples, n_features = shape
         if self.autoencoder is not None:
             autoencoder = clone(self.autoencoder)
+            if "distributed" in autoencoder.get_params():
+                # The imputer's choices are made on this process's rows.
+                autoencoder.set_params(distributed=False)
         else:
             if width > n_features:
                 raise ValueError(
@@ -501,9 +506,16 @@ class _LowRank:
         self.error = errors[rounds]
 
     @classmethod
-    def fit(cls, completion, probe):
-        """Choose the rounds of a basis (components, mean, _) on the probe."""
+    def fit(cls, completion, probe, unseen):
+        """Choose the rounds of a basis (components, mean, _) on the probe.
+
+        The features never observed (`unseen`, a mask) get 0 in the axes and
+        the mean: the model imputes them with exactly 0, as documented.
+        """
         components, mean, _ = completion
+        unseen = torch.as_tensor(unseen)
+        components = torch.where(unseen, 0.0, components)
+        mean = torch.where(unseen, 0.0, mean)
         rows = probe.X[probe.rows[: len(probe.hidden)]]
         attributes = {"components": components.numpy(), "mean": mean.numpy()}
         errors = {

@@ -58,7 +58,7 @@ def column_fill(X, sample_weight=None):
 
 
 def _shared_column_fill(X, sample_weight):
-    """`column_fill` over the rows of every rank (in a distributed session)."""
+    """`column_fill` over the rows of every rank (across ranks)."""
     observed = ~torch.isnan(X)
     weights = observed.double()
     if sample_weight is not None:
@@ -215,7 +215,7 @@ def low_rank_completion(
         fill = column_fill(X, sample_weight)
     current = torch.where(missing, fill, X)
     components, mean = pca_basis(current, n_components, sample_weight, precise)
-    if not bool(missing.any()):
+    if not _distributed.any_rank(bool(missing.any())):
         return components, mean, current
     for _ in range(rounds):
         centred = current - mean
@@ -255,6 +255,8 @@ def principal_axes(X, n_components, sample_weight=None):
     """
     if not isinstance(X, torch.Tensor):
         return X.principal_axes(n_components, sample_weight)
-    if has_missing(X):
+    # Across ranks, every rank takes the path of missing entries if one has
+    # them: the sums it adds up must be the others'.
+    if _distributed.any_rank(has_missing(X)):
         return pca_with_missing(X, n_components, sample_weight)
     return pca_basis(X, n_components, sample_weight)

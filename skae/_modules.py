@@ -230,7 +230,7 @@ def _signed(components):
 
 
 def _shared_pca_basis(X, n_components, sample_weight, precise):
-    """`pca_basis` of the rows of every rank (in a distributed session).
+    """`pca_basis` of the rows of every rank (across ranks).
 
     The ranks add up their row counts, weights and weighted sums, then their
     covariances about the common mean: every rank decomposes the same matrix.

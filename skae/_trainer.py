@@ -85,6 +85,8 @@ class Trainer:
         """Finish the interrupted fit whose `state` this is, on `rows`."""
         config = self.config
         group = _distributed.current()
+        if group is not None:
+            group.check_same(_call(config, rows, "resume"))
         check_same_architecture(state.architecture, config.architecture)
         plan = _agreed(group, lambda: self._check_resume(rows, state.plan, group))
         device = resolve_device(config.device)
@@ -174,6 +176,11 @@ class Trainer:
             )
         device = resolve_device(config.device)
         group = _distributed.current()
+        if group is not None:
+            call = "partial_fit" if incremental else "fit"
+            group.check_same(
+                {**_call(config, rows, call), "continues": previous is not None}
+            )
         validation_size = 0
         holds_out = not incremental and early_stopping_on(config, rows.n_samples)
         if group is not None:
@@ -208,6 +215,10 @@ class Trainer:
                 validation_size, split = 0, None
                 parts = rows.split(0, None, device)
             state = _build_state(config.architecture, parts, generator, device)
+            if group is not None:
+                # One model: rank 0's initial weights (the PCA paths are the
+                # same on every rank already; the random layers are not).
+                group.copy_parameters(state.modules)
         else:
             # Train a copy: a call that fails leaves the caller's model as it was.
             state = previous.copy().to(device)
@@ -559,6 +570,21 @@ def _fill(state, rows, noise):
     if state.fill is None:
         state.fill = rows.column_fill(state.device)
     return state.fill
+
+
+def _call(config, rows, call):
+    """Describe a call for `Group.check_same`: what every rank must share."""
+    own = {"verbose", "device", "random_state", "params"}
+    return {
+        "call": call,
+        **{
+            field.name: getattr(config, field.name)
+            for field in dataclasses.fields(config)
+            if field.name not in own
+        },
+        "sparse rows": rows.sparse,
+        "sample_weight given": rows.weight is not None,
+    }
 
 
 def _total(group, count):

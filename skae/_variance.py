@@ -153,7 +153,7 @@ def observed_mean(X, weights):
 
 
 def _shared_observed_mean(X, weights):
-    """`observed_mean` over every rank's rows (in a distributed session)."""
+    """`observed_mean` over every rank's rows (across ranks)."""
     import torch
 
     row_weights = np.ones(X.shape[0]) if weights is None else weights

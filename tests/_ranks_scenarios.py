@@ -196,3 +196,50 @@ def interrupted(rank, world_size):
         )
         return {"interrupted": True, "unchanged": unchanged}
     return {"interrupted": False}
+
+
+@scenario
+def disagreements(rank, world_size):
+    """Ranks whose rows or calls differ: trained alike, or refused on every rank."""
+    import scipy.sparse
+
+    from skae import AutoencoderImputer, MLPAutoencoder
+
+    X = data(600)[rank::world_size]
+    results = {}
+
+    def attempt(name, fit):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                results[name] = described(fit())
+        except Exception as error:
+            results[name] = Raised(type(error).__name__, str(error))
+
+    holed = X.copy()
+    if rank == 1:
+        holed[::3, 0] = np.nan
+    attempt("missing on one rank", lambda: MLPAutoencoder(2, random_state=0).fit(holed))
+    mixed = scipy.sparse.csr_matrix(X) if rank == 0 else X
+    attempt("sparse on one rank", lambda: MLPAutoencoder(2, max_iter=2).fit(mixed))
+    batch = 64 if rank == 0 else 32
+    attempt(
+        "batch_size", lambda: MLPAutoencoder(2, max_iter=2, batch_size=batch).fit(X)
+    )
+    weights = {"sample_weight": np.ones(len(X))} if rank == 0 else {}
+    attempt(
+        "weights on one rank", lambda: MLPAutoencoder(2, max_iter=2).fit(X, **weights)
+    )
+    # Linear rows: the fit returns PCA, and every rank the same weights.
+    linear = np.random.RandomState(0).rand(2000, 6) @ np.random.RandomState(1).rand(
+        6, 12
+    )
+    attempt(
+        "returns PCA",
+        lambda: MLPAutoencoder(4, max_iter=3, random_state=0).fit(
+            linear[rank::world_size]
+        ),
+    )
+    imputer = AutoencoderImputer(autoencoder=MLPAutoencoder(2, max_iter=2))
+    attempt("imputer", lambda: imputer.fit(holed if rank == 1 else X).autoencoder_)
+    return results

@@ -206,10 +206,34 @@ def test_the_torchrun_example_trains_one_model_on_every_rank(tmp_path):
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=120, env=environment
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # torch 2.13's gloo can abort a process as the interpreter exits, after
+    # the script has finished (docs: "When a rank fails"); anything else fails.
+    torn_down = "terminate called without an active exception" in done.stderr
+    assert done.returncode == 0 or torn_down, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     ranks = sorted(line for line in lines if line.startswith("rank "))
     assert len(ranks) == 2 and "rank 0 of 2: 2000 rows" in ranks[0]
     # Both ranks print the same weights digest and test error.
     assert ranks[0].split(", weights")[1] == ranks[1].split(", weights")[1]
     assert "the same model on every rank: True" in lines
+
+
+# promise: distributed.rst / What is shared across the ranks
+def test_ranks_that_differ_train_alike_or_are_refused_on_every_rank(tmp_path):
+    first, second = run_ranks("disagreements", 2, tmp_path, timeout=120)
+    assert isinstance(first, dict) and isinstance(second, dict), (first, second)
+    # Missing entries on one rank only: every rank takes their path.
+    assert same(first["missing on one rank"], second["missing on one rank"])
+    for name, named in (
+        ("sparse on one rank", "sparse rows"),
+        ("batch_size", "batch_size: rank 0 64, rank 1 32"),
+        ("weights on one rank", "sample_weight given"),
+    ):
+        for refused in (first[name], second[name]):
+            assert isinstance(refused, Raised) and refused.kind == "ValueError"
+            assert named in refused.message
+    # A fit that returns PCA: the same weights on every rank, silenced
+    # correction included.
+    assert same(first["returns PCA"], second["returns PCA"])
+    # The imputer trains on each process's rows.
+    assert not same(first["imputer"], second["imputer"])

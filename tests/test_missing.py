@@ -389,3 +389,20 @@ def test_a_refused_fit_leaves_a_fitted_imputer_usable():
         imputer.fit(np.full((10, 4), np.nan))
     assert imputer.n_features_in_ == 6
     np.testing.assert_array_equal(imputer.transform(X), before)
+
+
+# promise: missing.rst / AutoencoderImputer
+@pytest.mark.parametrize("given", [False, True], ids=["default", "autoencoder given"])
+def test_imputer_fills_a_feature_never_observed_with_0(given):
+    rng = np.random.RandomState(0)
+    # (Here float32 eigenvectors put ~1e-8, not 0, on the empty feature.)
+    X = with_holes(low_rank(500, 30, rank=4) + 0.01 * rng.randn(500, 30))
+    X[:, 7] = np.nan
+    imputer = AutoencoderImputer(
+        autoencoder=tiny(max_iter=5) if given else None, random_state=0
+    ).fit(X)
+    assert imputer.method_ == ("autoencoder" if given else "low-rank")
+    new = with_holes(low_rank(20, 30, rank=4, seed=3), 0.5)
+    hidden = np.isnan(new[:, 7])
+    assert hidden.any()
+    np.testing.assert_array_equal(imputer.transform(new)[hidden, 7], 0.0)

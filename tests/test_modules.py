@@ -20,7 +20,14 @@ from skae._modules import (
 from skae._torch_utils import make_generator
 from skae._training import apply_in_batches, make_optimizer, train_epochs
 
-TORCH_ONLY = ("_modules", "_training", "_torch_utils", "_missing", "_sparse")
+TORCH_ONLY = (
+    "_modules",
+    "_training",
+    "_torch_utils",
+    "_missing",
+    "_sparse",
+    "_distributed",
+)
 
 
 @pytest.mark.parametrize("name", TORCH_ONLY)
