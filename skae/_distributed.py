@@ -61,9 +61,8 @@ class Group:
 
         import torch.distributed as dist
 
-        # DistributedDataParallel wrappers hold the group in reference cycles:
-        # collect them first, so that none outlives it (one freed after the
-        # group, at exit, aborted the process now and then).
+        # DistributedDataParallel wrappers can hold the group in reference
+        # cycles: collect them first, so that none outlives it.
         gc.collect()
         with contextlib.suppress(Exception):
             dist.destroy_process_group(self.process_group)
