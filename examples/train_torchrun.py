@@ -43,7 +43,8 @@ weights = hashlib.sha256(
     b"".join(p.detach().numpy().tobytes() for p in model.encoder_.parameters())
 ).hexdigest()[:12]
 line = f"rank {rank} of {world_size}: {len(mine)} rows, weights {weights}, "
-print(line + f"test MSE {error:.5f}", flush=True)  # one write: ranks share stdout
+# One write, newline included: the ranks share stdout.
+print(line + f"test MSE {error:.5f}\n", end="", flush=True)
 if dist.is_initialized():
     every = [None] * world_size
     dist.all_gather_object(every, weights)

@@ -240,6 +240,21 @@ def disagreements(rank, world_size):
             linear[rank::world_size]
         ),
     )
+    # Each rank's random_state is its own: rank 0's initial weights win.
+    attempt(
+        "random_state",
+        lambda: MLPAutoencoder(2, max_iter=2, random_state=rank).fit(X),
+    )
+
+    def stop_on_rank_1(estimator, record):
+        return rank == 1 and record.epoch == 1
+
+    attempt(
+        "stopped by one rank",
+        lambda: MLPAutoencoder(
+            2, max_iter=6, early_stopping=False, callbacks=[stop_on_rank_1]
+        ).fit(X),
+    )
     imputer = AutoencoderImputer(autoencoder=MLPAutoencoder(2, max_iter=2))
     attempt("imputer", lambda: imputer.fit(holed if rank == 1 else X).autoencoder_)
     return results

@@ -235,5 +235,9 @@ def test_ranks_that_differ_train_alike_or_are_refused_on_every_rank(tmp_path):
     # A fit that returns PCA: the same weights on every rank, silenced
     # correction included.
     assert same(first["returns PCA"], second["returns PCA"])
+    assert same(first["random_state"], second["random_state"])
+    # A callback that stops one rank stops them all, at the same epoch.
+    assert first["stopped by one rank"]["n_iter"] == 2
+    assert same(first["stopped by one rank"], second["stopped by one rank"])
     # The imputer trains on each process's rows.
     assert not same(first["imputer"], second["imputer"])
