@@ -40,9 +40,9 @@ def column_fill(X, sample_weight=None):
     """
     if not isinstance(X, torch.Tensor):
         return X.column_means(sample_weight)
-    if _distributed.current() is not None:
-        return _shared_column_fill(X, sample_weight)
-    if not has_missing(X):
+    # Across ranks, every rank takes the summing path below: the sums are added
+    # up over the ranks.
+    if _distributed.current() is None and not has_missing(X):
         if sample_weight is None:
             return X.mean(dim=0)
         weights = (sample_weight / sample_weight.sum()).to(X)
@@ -54,20 +54,8 @@ def column_fill(X, sample_weight=None):
     values = torch.where(observed, X, 0.0)
     totals = weights.sum(dim=0, dtype=torch.float64)
     sums = (weights * values).sum(dim=0, dtype=torch.float64)
-    return torch.where(totals > 0, sums / totals.clamp(min=1e-300), 0.0).to(X.dtype)
-
-
-def _shared_column_fill(X, sample_weight):
-    """`column_fill` over the rows of every rank (across ranks)."""
-    observed = ~torch.isnan(X)
-    weights = observed.double()
-    if sample_weight is not None:
-        weights = weights * sample_weight.to(X.device, torch.float64)[:, None]
-    values = torch.where(observed, X, 0.0).double()
-    sums = _distributed.all_sum(
-        torch.stack([weights.sum(dim=0), (weights * values).sum(dim=0)])
-    )
-    totals, sums = sums[0], sums[1]
+    if _distributed.current() is not None:
+        totals, sums = _distributed.all_sum(torch.stack([totals, sums]))
     return torch.where(totals > 0, sums / totals.clamp(min=1e-300), 0.0).to(X.dtype)
 
 

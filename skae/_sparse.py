@@ -178,10 +178,27 @@ class SparseRows:
             torch.from_numpy(mean32).to(self.device),
         )
 
+    def _row_weights(self, sample_weight):
+        """Return each row's weight as float64 NumPy (ones when None)."""
+        if sample_weight is None:
+            return np.ones(self.matrix.shape[0])
+        return sample_weight.detach().cpu().numpy().astype(np.float64)
+
+    def _shared_moments(self, weights):
+        """Return (rows, total weight, weighted column means) over every rank."""
+        summed = _distributed.all_sum(
+            torch.from_numpy(
+                np.concatenate(
+                    [[self.matrix.shape[0], weights.sum()], self.matrix.T @ weights]
+                )
+            )
+        ).numpy()
+        return int(summed[0]), summed[1], summed[2:] / summed[1]
+
     def _shared_principal_axes(self, n_components, sample_weight):
         """`principal_axes` of every rank's rows, from their summed covariances."""
         X = self.matrix
-        n_samples, n_features = X.shape
+        n_features = X.shape[1]
         if n_features > SHARED_COVARIANCE_FEATURES:
             raise ValueError(
                 f"A distributed fit of sparse rows with {n_features} features "
@@ -189,15 +206,8 @@ class SparseRows:
                 f"{SHARED_COVARIANCE_FEATURES} features. Use init='random', or "
                 "reduce the features first (e.g. TruncatedSVD)."
             )
-        weights = np.ones(n_samples)
-        if sample_weight is not None:
-            weights = sample_weight.detach().cpu().numpy().astype(np.float64)
-        first = _distributed.all_sum(
-            torch.from_numpy(
-                np.concatenate([[n_samples, weights.sum()], X.T @ weights])
-            )
-        ).numpy()
-        total_rows, total_weight, mean = int(first[0]), first[1], first[2:] / first[1]
+        weights = self._row_weights(sample_weight)
+        total_rows, total_weight, mean = self._shared_moments(weights)
         second = np.asarray((X.T @ scipy.sparse.diags(weights) @ X).todense())
         second = _distributed.all_sum(torch.from_numpy(second)).numpy()
         covariance = second / total_weight - np.outer(mean, mean)
@@ -214,15 +224,7 @@ class SparseRows:
     def _mean(self, sample_weight):
         """Return the (weighted) column means in float64 (over every rank's rows)."""
         if _distributed.current() is not None:
-            weights = np.ones(self.matrix.shape[0])
-            if sample_weight is not None:
-                weights = sample_weight.detach().cpu().numpy().astype(np.float64)
-            summed = _distributed.all_sum(
-                torch.from_numpy(
-                    np.concatenate([[weights.sum()], self.matrix.T @ weights])
-                )
-            ).numpy()
-            return summed[1:] / summed[0]
+            return self._shared_moments(self._row_weights(sample_weight))[2]
         if sample_weight is None:
             return np.asarray(self.matrix.mean(axis=0, dtype=np.float64)).ravel()
         weights = sample_weight.detach().cpu().numpy().astype(np.float64)

@@ -364,8 +364,11 @@ class Trainer:
             if group is not None:
                 mean = _distributed.all_sum(
                     torch.stack(
-                        [weights.sum(), torch.tensor(float(len(weights)))]
-                    ).double()
+                        [
+                            weights.sum().double(),
+                            weights.new_tensor(len(weights), dtype=torch.float64),
+                        ]
+                    )
                 )
                 mean = (mean[0] / mean[1]).to(weights.dtype)
             weights = (weights / mean).to(parts.X.device)
@@ -622,7 +625,7 @@ def _rank_plan(plan, group):
 
     A plan written across N ranks resumes only across N ranks.
     """
-    ranks = getattr(plan, "ranks", None)
+    ranks = plan.ranks
     world_size = 1 if ranks is None else len(ranks)
     now = 1 if group is None else group.world_size
     if world_size != now:

@@ -465,23 +465,27 @@ def train_epochs(
     )
     records = []
     step_loss = StepLoss(encoder, decoder, loss, alpha, fill)
-    shared_steps = None
+    # (start, stop, rows of all ranks or None alone) of each step of an epoch.
     if group is None:
         model = step_loss
         total_rows = n_samples
+        steps = [
+            (start, min(start + batch_size, n_samples), None)
+            for start in range(0, n_samples, batch_size)
+        ]
     else:
         counts = group.gather(n_samples)
         total_rows = sum(counts)
         n_steps = n_batches(total_rows, batch_size)
         every = [_step_rows(count, n_steps) for count in counts]
         own = every[group.rank]
-        # (start, stop, rows of all ranks) of each step; a step in which no
-        # rank has a row (few rows, a small batch) is left out on every rank.
-        shared_steps = [
+        # A step in which no rank has a row (few rows, a small batch) is left
+        # out on every rank.
+        steps = [
             (own[k], own[k + 1], sum(rows[k + 1] - rows[k] for rows in every))
             for k in range(n_steps)
         ]
-        shared_steps = [step for step in shared_steps if step[2]]
+        steps = [step for step in steps if step[2]]
         model = group.data_parallel(step_loss)
     for epoch in range(first_epoch, first_epoch + n_epochs):
         start_time = time.perf_counter()
@@ -496,12 +500,6 @@ def train_epochs(
         # Accumulate on the device: one host synchronisation per epoch, not per batch.
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         progress = None
-        steps = shared_steps
-        if group is None:
-            steps = [
-                (start, min(start + batch_size, n_samples), None)
-                for start in range(0, n_samples, batch_size)
-            ]
         if batch_progress is not None:
             progress = batch_progress(epoch, len(steps))
         for start, stop, step_rows in steps:

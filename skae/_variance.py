@@ -7,6 +7,7 @@ scikit-learn.
 
 import numpy as np
 import scipy.sparse
+import torch
 from torch import nn
 
 import skae._distributed as _distributed
@@ -145,28 +146,33 @@ def observed_mean(X, weights):
         if weights is None:
             return X.mean(axis=0, dtype=np.float64)
         return (weights @ X) / weights.sum()
+    return _mean_of_sums(*_observed_sums(X, weights, observed))
+
+
+def _observed_sums(X, weights, observed=None):
+    """Return each column's (weighted) count and sum of observed entries.
+
+    `observed`: X's mask of observed entries, when already known.
+    """
     row_weights = np.ones(X.shape[0]) if weights is None else weights
-    counts = row_weights @ observed
-    sums = row_weights @ np.where(observed, X, 0.0)
+    if scipy.sparse.issparse(X):
+        # Sparse rows miss nothing: every row counts in every column.
+        counts = np.full(X.shape[1], float(row_weights.sum()))
+        return counts, np.asarray(X.T @ row_weights).ravel()
+    if observed is None:
+        observed = ~np.isnan(X)
+    return row_weights @ observed, row_weights @ np.where(observed, X, 0.0)
+
+
+def _mean_of_sums(counts, sums):
+    """Return sums / counts, 0 where a column has no count."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / counts, 0.0)
 
 
 def _shared_observed_mean(X, weights):
     """`observed_mean` over every rank's rows (across ranks)."""
-    import torch
-
-    row_weights = np.ones(X.shape[0]) if weights is None else weights
-    if scipy.sparse.issparse(X):
-        counts = np.full(X.shape[1], float(row_weights.sum()))
-        sums = np.asarray(X.T @ row_weights).ravel()
-    else:
-        observed = ~np.isnan(X)
-        counts = row_weights @ observed
-        sums = row_weights @ np.where(observed, X, 0.0)
     summed = _distributed.all_sum(
-        torch.from_numpy(np.stack([counts, sums]).astype(np.float64))
+        torch.from_numpy(np.stack(_observed_sums(X, weights)).astype(np.float64))
     ).numpy()
-    counts, sums = summed
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / counts, 0.0)
+    return _mean_of_sums(*summed)
