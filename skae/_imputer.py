@@ -17,7 +17,8 @@ from sklearn.utils.validation import (
 )
 
 from skae._autoencoder import MLPAutoencoder
-from skae._missing import linear_completion, low_rank_completion
+from skae._missing import column_fill, linear_completion, refined_completion
+from skae._modules import pca_basis
 from skae._validation import rank_parameters
 
 # Held-out entries: this fraction of the observed entries of up to PROBE_ROWS
@@ -435,22 +436,29 @@ def _widths(largest):
 class _WidthSearch:
     """Low-rank completions (PCA with missing data) of up to WIDTH_ROWS rows.
 
-    The completions (`skae._missing.low_rank_completion`, SEARCH_ROUNDS
-    rounds) are cheap stand-ins for autoencoders, which start as they do.
+    The completions (`skae._missing.refined_completion`, SEARCH_ROUNDS
+    rounds, every width starting from the axes of the rows filled with the
+    column means) are cheap stand-ins for autoencoders, which start as they do.
     """
 
     def __init__(self, probe):
         self.probe = probe
         rows = probe.rows[:WIDTH_ROWS]
         self.data = torch.as_tensor(np.asarray(probe.X[rows], dtype=np.float32))
+        self.start = None
         self.completions = {}
         self.errors = {}
 
     def completion(self, width):
         """Return (components, mean, completed rows) at `width`."""
         if width not in self.completions:
-            self.completions[width] = low_rank_completion(
-                self.data, width, rounds=SEARCH_ROUNDS, precise=False
+            if self.start is None:
+                filled = torch.where(
+                    torch.isnan(self.data), column_fill(self.data), self.data
+                )
+                self.start = pca_basis(filled, filled.shape[1], precise=False)
+            self.completions[width] = refined_completion(
+                self.data, width, self.start, SEARCH_ROUNDS
             )
         return self.completions[width]
 

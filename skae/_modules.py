@@ -220,11 +220,11 @@ def pca_basis(X, n_components, sample_weight=None, precise=True):
         scaled = scaled.double() if precise else scaled
         _, _, vectors = torch.linalg.svd(scaled, full_matrices=False)
         components = vectors[:n_pca]
-    return _signed(components).to(X.dtype), mean
+    return signed_axes(components).to(X.dtype), mean
 
 
-def _signed(components):
-    """Return the axes with each one's largest entry positive (scikit-learn's signs)."""
+def signed_axes(components):
+    """Return the axes (rows), each with its largest entry positive (sklearn signs)."""
     largest = components.abs().argmax(dim=1, keepdim=True)
     return components * torch.sign(components.gather(1, largest))
 
@@ -256,7 +256,7 @@ def _shared_pca_basis(X, n_components, sample_weight, precise):
     _, vectors = torch.linalg.eigh(covariance if precise else covariance.float())
     n_pca = min(n_components, total_rows, n_features)
     components = vectors.flip(-1).T[:n_pca]
-    return _signed(components).to(X.dtype), mean
+    return signed_axes(components).to(X.dtype), mean
 
 
 def split_last_activation(module):

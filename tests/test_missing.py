@@ -12,7 +12,13 @@ from sklearn.pipeline import make_pipeline
 
 import skae
 from skae import AutoencoderImputer, MLPAutoencoder
-from skae._missing import masked_loss, pca_with_missing
+from skae._missing import (
+    column_fill,
+    low_rank_completion,
+    masked_loss,
+    pca_with_missing,
+    refined_completion,
+)
 from skae._modules import build_autoencoder, pca_basis
 
 import _helpers
@@ -74,6 +80,32 @@ def test_pca_start_with_missing_entries_recovers_the_complete_axes():
     # The same plane: the projections of one basis on the other keep their length.
     overlap = torch.linalg.svdvals(components @ found.T)
     assert float(overlap.min()) > 0.99
+
+
+def test_refined_completion_reaches_the_axes_of_the_exact_one():
+    # Noisy rank-4 data with holes: after enough rounds both completions sit
+    # at the same fixed point (the refilled rows' own top axes).
+    rng = np.random.RandomState(0)
+    X = low_rank(300, 30, rank=4) + 0.05 * rng.randn(300, 30)
+    holed = torch.from_numpy(with_holes(X, 0.2).astype(np.float32))
+    filled = torch.where(torch.isnan(holed), column_fill(holed), holed)
+    start = pca_basis(filled, 30, precise=False)
+    exact, exact_mean, exact_rows = low_rank_completion(holed, 4, rounds=60)
+    found, mean, rows = refined_completion(holed, 4, start, rounds=60)
+    torch.testing.assert_close(found @ found.T, torch.eye(4), atol=1e-5, rtol=0)
+    overlap = torch.linalg.svdvals(exact @ found.T)
+    assert float(overlap.min()) > 0.999
+    scale = float(torch.abs(exact_rows).max())
+    torch.testing.assert_close(rows, exact_rows, atol=1e-3 * scale, rtol=0)
+    torch.testing.assert_close(mean, exact_mean, atol=1e-3 * scale, rtol=0)
+    # The observed entries are kept as given.
+    observed = ~torch.isnan(holed)
+    assert torch.equal(rows[observed], holed[observed])
+    # And the axes are those of the completed rows, ordered by variance.
+    axes, _ = pca_basis(rows, 4)
+    assert float(torch.linalg.svdvals(axes @ found.T).min()) > 0.9999
+    variances = ((rows - mean) @ found.T).var(dim=0)
+    assert torch.all(variances[:-1] > variances[1:])
 
 
 # promise: missing.rst / What about missing values?
