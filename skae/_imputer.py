@@ -17,7 +17,7 @@ from sklearn.utils.validation import (
 )
 
 from skae._autoencoder import MLPAutoencoder
-from skae._missing import column_fill, linear_completion, refined_completion
+from skae._missing import column_fill, linear_completion, low_rank_completion
 from skae._modules import pca_basis
 from skae._validation import rank_parameters
 
@@ -436,9 +436,10 @@ def _widths(largest):
 class _WidthSearch:
     """Low-rank completions (PCA with missing data) of up to WIDTH_ROWS rows.
 
-    The completions (`skae._missing.refined_completion`, SEARCH_ROUNDS
+    The completions (`skae._missing.low_rank_completion`, SEARCH_ROUNDS
     rounds, every width starting from the axes of the rows filled with the
-    column means) are cheap stand-ins for autoencoders, which start as they do.
+    column means, decomposed once) are cheap stand-ins for autoencoders,
+    which start as they do.
     """
 
     def __init__(self, probe):
@@ -457,8 +458,12 @@ class _WidthSearch:
                     torch.isnan(self.data), column_fill(self.data), self.data
                 )
                 self.start = pca_basis(filled, filled.shape[1], precise=False)
-            self.completions[width] = refined_completion(
-                self.data, width, self.start, SEARCH_ROUNDS
+            self.completions[width] = low_rank_completion(
+                self.data,
+                width,
+                rounds=SEARCH_ROUNDS,
+                precise=False,
+                start=self.start,
             )
         return self.completions[width]
 

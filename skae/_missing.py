@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional
 
 import skae._distributed as _distributed
-from skae._modules import pca_basis, signed_axes
+from skae._modules import pca_basis, refined_axes
 
 # Rounds of fill, PCA, refill for the PCA start of data with missing entries
 # ("hard impute"), as in the EM algorithm for PCA with missing data.
@@ -188,58 +188,42 @@ def reconstructor(encoder, decoder, fill, n_rounds=None):
 
 
 def low_rank_completion(
-    X, n_components, sample_weight=None, fill=None, rounds=PCA_ROUNDS, precise=True
+    X,
+    n_components,
+    sample_weight=None,
+    fill=None,
+    rounds=PCA_ROUNDS,
+    precise=True,
+    start=None,
 ):
     """Complete X by PCA of its rows: fill, then refine by low-rank refills.
 
-    Starts from the column means (or `fill`), then repeats `rounds` times:
-    fit PCA to the completed rows and replace the missing entries by their
-    PCA reconstruction ("hard impute", the EM algorithm of PCA with missing
-    data). Returns (components, mean, completed X); the axes are those of the
-    last completion.
+    Starts from the column means (or `fill`) and the principal axes of X so
+    filled; `start`, those ``(axes, mean)`` computed once (`pca_basis`, with at
+    least `n_components` axes), lets several widths share one decomposition.
+    Then, `rounds` times, replaces the missing entries by their reconstruction
+    ("hard impute", the EM algorithm of PCA with missing data) and refines the
+    axes to the refilled rows by a step of subspace iteration
+    (`skae._modules.refined_axes`) rather than a new decomposition: the rows
+    change little from one round to the next, and the rounds converge to the
+    same completion. Returns (components, mean, completed X); the axes are
+    those of the last completion.
     """
     missing = torch.isnan(X)
     if fill is None:
         fill = column_fill(X, sample_weight)
     current = torch.where(missing, fill, X)
-    components, mean = pca_basis(current, n_components, sample_weight, precise)
+    if start is None:
+        components, mean = pca_basis(current, n_components, sample_weight, precise)
+    else:
+        components, mean = start[0][:n_components], start[1]
     if not _distributed.any_rank(bool(missing.any())):
         return components, mean, current
     for _ in range(rounds):
         centred = current - mean
         reconstruction = centred @ components.T @ components + mean
         current = torch.where(missing, reconstruction, X)
-        components, mean = pca_basis(current, n_components, sample_weight, precise)
-    return components, mean, current
-
-
-def refined_completion(X, n_components, start, rounds):
-    """`low_rank_completion` of X (unweighted), its axes refined, not recomputed.
-
-    `start` is ``(axes, mean)`` of X with its missing entries filled by the
-    column means (`pca_basis`, with at least `n_components` axes): one
-    decomposition serves every width. Each of the `rounds` refills the missing
-    entries with the reconstruction, then refines the axes by one step of
-    subspace iteration on the refilled rows (their product with the axes, an
-    orthonormal basis of it, and the k x k eigenproblem that orders it by
-    variance) instead of decomposing the refilled rows' covariance anew. The
-    rows change little from one round to the next, so the axes of the last
-    round are a good start; at k = 91 of 784 features this costs a tenth of a
-    full decomposition. Returns (components, mean, completed X) in X's dtype.
-    """
-    axes, mean = start
-    components = axes[:n_components]
-    missing = torch.isnan(X)
-    current = torch.where(missing, mean, X)
-    for _ in range(rounds):
-        reconstruction = (current - mean) @ components.T @ components + mean
-        current = torch.where(missing, reconstruction, X)
-        mean = current.mean(dim=0)
-        centred = current - mean
-        basis, _ = torch.linalg.qr(centred.T @ (centred @ components.T))
-        projected = centred @ basis
-        _, vectors = torch.linalg.eigh(projected.T @ projected)
-        components = signed_axes((basis @ vectors.flip(-1)).T)
+        components, mean = refined_axes(current, components, sample_weight, precise)
     return components, mean, current
 
 

@@ -223,6 +223,45 @@ def pca_basis(X, n_components, sample_weight=None, precise=True):
     return signed_axes(components).to(X.dtype), mean
 
 
+def refined_axes(X, components, sample_weight=None, precise=True):
+    """Return `components` refined toward the top axes of the rows of X, and their mean.
+
+    One step of subspace iteration: the rows' covariance times the axes, an
+    orthonormal basis of that product, and the k x k eigenproblem that orders
+    the basis by variance (Rayleigh-Ritz). It costs products with k columns
+    where `pca_basis` decomposes the whole covariance; from the axes of rows
+    close to X's (the last round of a completion) one step lands close to X's
+    own. Across ranks, the mean and both products are summed over every rank's
+    rows. `precise` orthonormalises and decomposes in float64.
+    """
+    shared = _distributed.current() is not None
+    if sample_weight is None and not shared:
+        # As `pca_basis` does: the scale of the covariance changes no axis.
+        mean = X.mean(dim=0)
+        scaled = X - mean
+    else:
+        weights = torch.ones(X.shape[0], dtype=X.dtype, device=X.device)
+        if sample_weight is not None:
+            weights = sample_weight.to(X)
+        sums = torch.cat([weights.sum()[None], weights @ X])
+        if shared:
+            sums = _distributed.all_sum(sums.double()).to(X.dtype)
+        mean = sums[1:] / sums[0]
+        scaled = (X - mean) * (weights / sums[0]).sqrt()[:, None]
+    product = scaled.T @ (scaled @ components.T)
+    if shared:
+        product = _distributed.all_sum(product)
+    dtype = torch.float64 if precise else X.dtype
+    basis, _ = torch.linalg.qr(product.to(dtype))
+    projected = (scaled @ basis.to(X.dtype)).to(dtype)
+    gram = projected.T @ projected
+    if shared:
+        gram = _distributed.all_sum(gram)
+    _, vectors = torch.linalg.eigh(gram)
+    components = signed_axes((basis @ vectors.flip(-1)).T)
+    return components.to(X.dtype), mean
+
+
 def signed_axes(components):
     """Return the axes (rows), each with its largest entry positive (sklearn signs)."""
     largest = components.abs().argmax(dim=1, keepdim=True)
