@@ -283,6 +283,7 @@ class TrainingState:
         """Return (encoder, decoder) to infer with: the best epoch's, if kept."""
         best = None if self.stopping is None else self.stopping.best_state
         if best is None:
+            self.__dict__.pop("_inference_copies", None)
             return self.modules
         # A new best epoch brings a new best state: until then, every epoch
         # publishes the copies the last one made (a copy costs as much as a
