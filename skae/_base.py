@@ -45,6 +45,7 @@ from skae._validation import (
     check_sparse_complete,
     check_trainable_range,
     check_weights,
+    check_width,
 )
 from skae._variance import measured_explained_variance
 
@@ -95,8 +96,22 @@ class BaseAutoencoder(
         with _distributed.across_ranks(self.distributed) as group:
             return self._fit(X, sample_weight, started, group)
 
-    def _fit(self, X, sample_weight, started, group):
-        """Fit, across the ranks of `group` (None: on this process alone)."""
+    def _fit_as_a_step(self, X):
+        """`fit` on this process, as one step of a caller's own fit.
+
+        Ctrl-C leaves this estimator as it was and goes through, for the
+        caller to stay as it was too: an interrupted step keeps nothing that
+        `resume` could finish (AutoencoderImputer trains its autoencoder so).
+        """
+        self._validate_params()
+        return self._fit(X, None, time.perf_counter(), None, on_interrupt="raise")
+
+    def _fit(self, X, sample_weight, started, group, on_interrupt="keep"):
+        """Fit, across the ranks of `group` (None: on this process alone).
+
+        `on_interrupt`: "raise" lets Ctrl-C through with this estimator as it
+        was (see `skae._trainer.Trainer`); a width search always does.
+        """
         if is_fraction(self.n_components):
             if group is not None:
                 raise ValueError(
@@ -125,9 +140,10 @@ class BaseAutoencoder(
             X, sample_weight, reset=previous is None
         )
         if cross_validation_applies(config, rows, previous):
-            state = cross_validated_fit(config, rows, callbacks, started)
+            state = cross_validated_fit(config, rows, callbacks, started, on_interrupt)
         else:
-            state = Trainer(config, callbacks, started).fit(rows, previous)
+            trainer = Trainer(config, callbacks, started, on_interrupt=on_interrupt)
+            state = trainer.fit(rows, previous)
         self._publish_measured(state, config, rows)
         return self
 
@@ -219,6 +235,9 @@ class BaseAutoencoder(
                 {k: v for k, v in self.__dict__.items() if not _is_fitted(k)}
             )
         X = probe._validate_input(X, reset=reset)
+        # Before the missing entries: a code wider than X is the first thing
+        # to say, whatever else the rows lack.
+        check_width(self.n_components, X.shape[1])
         missing = check_missing(self, X, first_fit=reset)
         check_trainable_range(X)
         weights = None

@@ -19,7 +19,8 @@ from sklearn.utils.validation import (
 from skae._autoencoder import MLPAutoencoder
 from skae._missing import column_fill, linear_completion, low_rank_completion
 from skae._modules import pca_basis
-from skae._validation import rank_parameters
+from skae._trainer import TrainingDiverged
+from skae._validation import check_width, rank_parameters
 
 # Held-out entries: this fraction of the observed entries of up to PROBE_ROWS
 # rows is hidden from the fit; the width, the completion rounds and the errors
@@ -65,6 +66,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     `MLPAutoencoder` returns PCA when its network does not beat it. `transform`
     replaces each missing entry by the kept model's estimate; observed entries
     are returned unchanged, as with :class:`~sklearn.impute.SimpleImputer`.
+    Ctrl-C during `fit` goes through and leaves the imputer as it was.
 
     Parameters
     ----------
@@ -229,6 +231,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         # refused X leaves a fitted imputer as it was.
         validated = copy.copy(self)
         X = validated._validate(X, reset=True)
+        check_width(self.n_components, X.shape[1])
+        if self.autoencoder is not None:
+            check_width(getattr(self.autoencoder, "n_components", None), X.shape[1])
         rng = check_random_state(self.random_state)
         probe = _Probe.hide(X, rng)
         width_errors, low_rank = {}, None
@@ -245,7 +250,25 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             autoencoder = self._autoencoder(X.shape, width)
         if not probe.leaves_enough(autoencoder.n_components):
             probe = _Probe(X, probe.rows, np.zeros((0, X.shape[1]), bool), None)
-        autoencoder.fit(probe.X)
+        # Ctrl-C goes through and leaves this imputer as it was: an
+        # autoencoder cut short would be compared and kept as if trained, and
+        # it has no resume here (it trained on rows with entries hidden).
+        try:
+            autoencoder._fit_as_a_step(probe.X)
+        except TrainingDiverged as diverged:
+            if self.autoencoder is not None:
+                raise
+            # Its advice names the autoencoder's parameters, not this one's.
+            raise ValueError(
+                f"The imputer's autoencoder diverged {diverged.cause}."
+                " This imputer is left as it was. Scale X first (e.g. "
+                "StandardScaler or MinMaxScaler in a Pipeline before it: on "
+                "values far below unit scale, such as 1e-6, the default "
+                "learning rate moves the network far more than the data "
+                "varies), or pass "
+                "autoencoder=MLPAutoencoder(n_components, "
+                "learning_rate_init=<smaller>, noise={'missing': 0.2})."
+            ) from None
         rounds, errors = _best_rounds(autoencoder, probe)
         method = "autoencoder"
         if low_rank is not None and low_rank.error < min(errors):
@@ -332,17 +355,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     def _autoencoder(self, shape, width):
         """Return the unfitted autoencoder to train on rows of X's shape."""
-        n_samples, n_features = shape
+        n_samples = shape[0]
         if self.autoencoder is not None:
             autoencoder = clone(self.autoencoder)
             if "distributed" in autoencoder.get_params():
                 # The imputer's choices are made on this process's rows.
                 autoencoder.set_params(distributed=False)
         else:
-            if width > n_features:
-                raise ValueError(
-                    f"n_components={width} must be <= n_features={n_features}."
-                )
             # The imputer's choices are made on this process's rows: so is
             # its autoencoder's training.
             autoencoder = MLPAutoencoder(

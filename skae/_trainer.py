@@ -41,6 +41,14 @@ from skae._variance import explained_variance_of_model
 from skae._warnings import warn
 
 
+class TrainingDiverged(ValueError):
+    """The loss exploded; the caller is left as it was. ``cause`` says how."""
+
+    def __init__(self, message, cause):
+        super().__init__(message)
+        self.cause = cause
+
+
 class Callbacks:
     """What a trainer reports to its caller; this base reports to no one."""
 
@@ -447,19 +455,26 @@ class Trainer:
             if not resumable:
                 state.finish()
             callbacks.publish(state)
+            n_iter = state.history.n_iter
+            kept = f"the {n_iter} whole epoch{'' if n_iter == 1 else 's'} it finished"
+            if n_iter == 0:
+                kept = "the state it started from (no epoch finished)"
+            elif state.stopping is not None and state.stopping.best_state is not None:
+                kept += " and infers with the best so far (early stopping)"
             warn(
-                "Training interrupted by user. The model keeps the weights of "
-                f"epoch {state.history.n_iter}"
+                f"Training interrupted by user. The model keeps {kept}"
                 + ("; call resume(X) to finish the fit." if resumable else ".")
             )
             return state
         except Diverged as diverged:
             callbacks.restore(before)
-            raise ValueError(
-                f"Training diverged at epoch {diverged.epoch + 1}: {diverged.reason}. "
+            cause = f"at epoch {diverged.epoch + 1}: {diverged.reason}"
+            raise TrainingDiverged(
+                f"Training diverged {cause}. "
                 "The model is left as it was before this call. Scale X (e.g. "
                 "StandardScaler, or divide pixels by 255) or lower "
-                f"learning_rate_init (now {config.learning_rate_init})."
+                f"learning_rate_init (now {config.learning_rate_init}).",
+                cause,
             ) from None
         except BaseException as error:
             callbacks.restore(before)

@@ -45,15 +45,24 @@ def check_hidden_layer_sizes(estimator):
     return tuple(int(size) for size in sizes)
 
 
-def check_fit_params(estimator, X):
-    """Check the parameters that depend on the data."""
-    n_features = X.shape[1]
-    n_components = estimator.n_components
+def check_width(n_components, n_features):
+    """Refuse a bool, or an int width above `n_features` (None and floats pass)."""
+    if isinstance(n_components, (bool, np.bool_)):
+        # scikit-learn's Interval(Integral, 1, None) lets True through as 1.
+        raise ValueError(
+            f"n_components={n_components!r} is a bool: give the width of the "
+            "code as an int (e.g. n_components=2)."
+        )
     # A float is a fraction of the variance: its width is searched within n_features.
     if isinstance(n_components, Integral) and n_components > n_features:
         raise ValueError(
-            f"n_components={estimator.n_components} must be <= n_features={n_features}."
+            f"n_components={n_components} must be <= n_features={n_features}."
         )
+
+
+def check_fit_params(estimator, X):
+    """Check the parameters that depend on the data."""
+    check_width(estimator.n_components, X.shape[1])
     if estimator.init == "pca" and not (
         estimator.latent_activation == estimator.output_activation == "identity"
     ):

@@ -24,6 +24,7 @@ import _helpers
 from _helpers import (
     assert_resume_equals_a_fit_never_stopped,
     fingerprint,
+    interrupt_after_epoch,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
@@ -434,6 +435,61 @@ def test_a_refused_fit_leaves_a_fitted_imputer_usable():
         imputer.fit(np.full((10, 4), np.nan))
     assert imputer.n_features_in_ == 6
     np.testing.assert_array_equal(imputer.transform(X), before)
+
+
+# promise: missing.rst / AutoencoderImputer
+def test_ctrl_c_in_an_imputer_fit_goes_through_and_leaves_it_as_it_was():
+    X = with_holes(low_rank(120, 6))
+    imputer = AutoencoderImputer(autoencoder=tiny(), random_state=0).fit(X)
+    before, fitted = imputer.transform(X), imputer.autoencoder_
+    imputer.set_params(
+        autoencoder=tiny(max_iter=5, callbacks=[interrupt_after_epoch(1)])
+    )
+    with warnings.catch_warnings():
+        # No "keeps the epochs it finished; call resume(X)": nothing is kept.
+        warnings.simplefilter("error")
+        with pytest.raises(KeyboardInterrupt):
+            imputer.fit(with_holes(low_rank(150, 6, seed=3)))
+    assert imputer.autoencoder_ is fitted
+    np.testing.assert_array_equal(imputer.transform(X), before)
+    # A new imputer interrupted stays unfitted.
+    fresh = AutoencoderImputer(
+        autoencoder=tiny(max_iter=5, callbacks=[interrupt_after_epoch(0)])
+    )
+    with pytest.raises(KeyboardInterrupt):
+        fresh.fit(X)
+    assert not hasattr(fresh, "autoencoder_")
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["default", "autoencoder given"])
+def test_a_code_wider_than_x_is_named_before_the_missing_entries(given):
+    X = with_holes(low_rank(120, 8))
+    imputer = AutoencoderImputer(n_components=20)
+    if given:
+        imputer = AutoencoderImputer(autoencoder=MLPAutoencoder(n_components=20))
+    with pytest.raises(ValueError, match="n_components=20 must be <= n_features=8"):
+        imputer.fit(X)
+    with pytest.raises(ValueError, match="n_components=20 must be <= n_features=8"):
+        MLPAutoencoder(20).fit(X)
+
+
+@pytest.mark.parametrize("estimator", [MLPAutoencoder, AutoencoderImputer])
+def test_n_components_true_is_refused_by_name(estimator):
+    with pytest.raises(ValueError, match="n_components=True is a bool"):
+        estimator(n_components=True).fit(with_holes(low_rank(60, 6)))
+
+
+def test_an_imputer_whose_autoencoder_diverges_names_its_own_fixes():
+    # Values near 1e-6: Adam's default steps move the network far more than
+    # the data varies, and the loss explodes.
+    X = with_holes(low_rank(200, 8, rank=3) * 1e-6)
+    imputer = AutoencoderImputer(random_state=0)
+    with pytest.raises(ValueError, match="diverged") as refused:
+        imputer.fit(X)
+    assert "StandardScaler" in str(refused.value)
+    assert "learning_rate_init" in str(refused.value)
+    assert "autoencoder=MLPAutoencoder" in str(refused.value)
+    assert not hasattr(imputer, "autoencoder_")
 
 
 # promise: missing.rst / AutoencoderImputer
