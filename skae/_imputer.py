@@ -38,6 +38,12 @@ WIDTH_ROWS = 5000
 # starting each width from the completion of a narrower one chose far wider
 # codes (32 and 256), at which the autoencoder imputed worse.
 SEARCH_ROUNDS = 5
+# Rounds that settle a completion (see _WidthSearch.best), for the final
+# choice of width and the low-rank model's axes. On 200 rows of exact rank-3
+# data with 20% missing, 10 rounds cut the model's error on the hidden entries
+# from 0.0017 to 0.0011 (20 rounds: 0.0009, at twice the cost); on 2,000
+# Fashion-MNIST images they changed it by 0.4%.
+MODEL_ROUNDS = 10
 # Fill, project, refill rounds tried for the low-rank model's completion.
 LOW_RANK_ROUNDS = (1, 3, 10, 30)
 # The default autoencoder: trained with this denoising noise (a further fifth
@@ -107,8 +113,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     width_errors_ : dict of int to float
         Mean squared error on the hidden entries of the low-rank completion of
-        every width tried; empty when the width was given, or when no entry
-        could be hidden.
+        every width tried (5 rounds); empty when the width was given, or when
+        no entry could be hidden. The width chosen may be wider than its
+        minimum: the best and the next wider width are compared again after
+        10 rounds, which wider codes need to settle.
 
     method_ : {"autoencoder", "low-rank"}
         The model `transform` uses: the one whose completions predicted the
@@ -245,7 +253,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             autoencoder = self._autoencoder(X.shape, width)
             if probe.hidden.any() and probe.leaves_enough(width):
                 unseen = np.isnan(X).all(axis=0)
-                low_rank = _LowRank.fit(search.completion(width), probe, unseen)
+                low_rank = _LowRank.fit(
+                    search.completion(width, MODEL_ROUNDS), probe, unseen
+                )
         else:
             autoencoder = self._autoencoder(X.shape, width)
         if not probe.leaves_enough(autoencoder.n_components):
@@ -469,35 +479,41 @@ class _WidthSearch:
         self.completions = {}
         self.errors = {}
 
-    def completion(self, width):
-        """Return (components, mean, completed rows) at `width`."""
-        if width not in self.completions:
+    def completion(self, width, rounds=None):
+        """Return (components, mean, completed rows) at `width` (SEARCH_ROUNDS)."""
+        rounds = SEARCH_ROUNDS if rounds is None else rounds
+        if (width, rounds) not in self.completions:
             if self.start is None:
                 filled = torch.where(
                     torch.isnan(self.data), column_fill(self.data), self.data
                 )
                 self.start = pca_basis(filled, filled.shape[1], precise=False)
-            self.completions[width] = low_rank_completion(
-                self.data,
-                width,
-                rounds=SEARCH_ROUNDS,
-                precise=False,
-                start=self.start,
+            self.completions[width, rounds] = low_rank_completion(
+                self.data, width, rounds=rounds, precise=False, start=self.start
             )
-        return self.completions[width]
+        return self.completions[width, rounds]
 
     def error(self, width):
         """Mean squared error of the completion at `width` on the hidden entries."""
         if width not in self.errors:
-            completed = self.completion(width)[2][: len(self.probe.hidden)]
-            self.errors[width] = self.probe.error(completed.double().numpy())
+            self.errors[width] = self._error(self.completion(width))
         return self.errors[width]
+
+    def _error(self, completion):
+        """Mean squared error of a completion's rows on the hidden entries."""
+        completed = completion[2][: len(self.probe.hidden)]
+        return self.probe.error(completed.double().numpy())
 
     def best(self):
         """Return the width whose completion best predicts the hidden entries.
 
         Widths double from 1 until the error rises, then the geometric middles
-        around the best are tried. Returns (width, {width: mean squared error}).
+        around the best are tried, each SEARCH_ROUNDS rounds. Those rounds
+        have not settled, the less so the wider the code: on 200 rows of exact
+        rank-3 data they put width 2 ahead of 3, which 10 rounds put ahead.
+        So the best width and the next wider one tried are then compared
+        after MODEL_ROUNDS rounds, moving wider while that wins.
+        Returns (width, {width: mean squared error after SEARCH_ROUNDS}).
         """
         probe = self.probe
         n_features = probe.X.shape[1]
@@ -521,6 +537,12 @@ class _WidthSearch:
             if 1 <= middle <= largest:
                 self.error(middle)
         best = min(self.errors, key=self.errors.get)
+        for wider in sorted(width for width in self.errors if width > best):
+            if self._error(self.completion(wider, MODEL_ROUNDS)) >= self._error(
+                self.completion(best, MODEL_ROUNDS)
+            ):
+                break
+            best = wider
         return best, dict(sorted(self.errors.items()))
 
 

@@ -437,6 +437,21 @@ def test_a_refused_fit_leaves_a_fitted_imputer_usable():
     np.testing.assert_array_equal(imputer.transform(X), before)
 
 
+def test_the_width_and_the_low_rank_model_are_settled_by_more_rounds(monkeypatch):
+    # Exact rank-3 data: after the search's 5 rounds width 2 predicts the
+    # probe best; settled by more rounds, width 3 does, and far better.
+    rng = np.random.RandomState(0)
+    holed = with_holes(rng.rand(200, 3) @ rng.rand(3, 8), 0.2)
+    settled = AutoencoderImputer(random_state=0).fit(holed)
+    assert settled.n_components_ == 3
+    errors = settled.width_errors_
+    assert errors[2] < errors[3]
+    monkeypatch.setattr(skae._imputer, "MODEL_ROUNDS", skae._imputer.SEARCH_ROUNDS)
+    unsettled = AutoencoderImputer(random_state=0).fit(holed)
+    best = min(settled.low_rank_["errors"].values())
+    assert best < 0.8 * min(unsettled.low_rank_["errors"].values())
+
+
 # promise: missing.rst / AutoencoderImputer
 def test_ctrl_c_in_an_imputer_fit_goes_through_and_leaves_it_as_it_was():
     X = with_holes(low_rank(120, 6))
