@@ -17,7 +17,12 @@ from sklearn.utils.validation import (
 )
 
 from skae._autoencoder import MLPAutoencoder
-from skae._missing import column_fill, linear_completion, low_rank_completion
+from skae._missing import (
+    column_fill,
+    filled,
+    linear_completion,
+    low_rank_completion,
+)
 from skae._modules import pca_basis
 from skae._trainer import TrainingDiverged
 from skae._validation import check_width, rank_parameters
@@ -484,10 +489,8 @@ class _WidthSearch:
         rounds = SEARCH_ROUNDS if rounds is None else rounds
         if (width, rounds) not in self.completions:
             if self.start is None:
-                filled = torch.where(
-                    torch.isnan(self.data), column_fill(self.data), self.data
-                )
-                self.start = pca_basis(filled, filled.shape[1], precise=False)
+                rows = filled(self.data, column_fill(self.data))
+                self.start = pca_basis(rows, rows.shape[1], precise=False)
             self.completions[width, rounds] = low_rank_completion(
                 self.data, width, rounds=rounds, precise=False, start=self.start
             )

@@ -202,14 +202,7 @@ def pca_basis(X, n_components, sample_weight=None, precise=True):
         return _shared_pca_basis(X, n_components, sample_weight, precise)
     n_samples, n_features = X.shape
     n_pca = min(n_components, n_samples, n_features)
-    if sample_weight is None:
-        mean = X.mean(dim=0)
-        scaled = centred = X - mean
-    else:
-        weights = (sample_weight / sample_weight.sum()).to(X.dtype)[:, None]
-        mean = (weights * X).sum(dim=0)
-        centred = X - mean
-        scaled = centred * weights.sqrt()
+    mean, scaled, _ = _centred(X, sample_weight)
     if n_samples >= n_features:
         # The covariance is small (n_features squared); its eigenvectors are the
         # axes. float64 for the decomposition, float32 for the big product.
@@ -235,19 +228,7 @@ def refined_axes(X, components, sample_weight=None, precise=True):
     rows. `precise` orthonormalises and decomposes in float64.
     """
     shared = _distributed.current() is not None
-    if sample_weight is None and not shared:
-        # As `pca_basis` does: the scale of the covariance changes no axis.
-        mean = X.mean(dim=0)
-        scaled = X - mean
-    else:
-        weights = torch.ones(X.shape[0], dtype=X.dtype, device=X.device)
-        if sample_weight is not None:
-            weights = sample_weight.to(X)
-        sums = torch.cat([weights.sum()[None], weights @ X])
-        if shared:
-            sums = _distributed.all_sum(sums.double()).to(X.dtype)
-        mean = sums[1:] / sums[0]
-        scaled = (X - mean) * (weights / sums[0]).sqrt()[:, None]
+    mean, scaled, _ = _centred(X, sample_weight)
     product = scaled.T @ (scaled @ components.T)
     if shared:
         product = _distributed.all_sum(product)
@@ -262,19 +243,22 @@ def refined_axes(X, components, sample_weight=None, precise=True):
     return components.to(X.dtype), mean
 
 
-def signed_axes(components):
-    """Return the axes (rows), each with its largest entry positive (sklearn signs)."""
-    largest = components.abs().argmax(dim=1, keepdim=True)
-    return components * torch.sign(components.gather(1, largest))
+def _centred(X, sample_weight):
+    """Return (mean, scaled rows, number of rows) of the rows of X.
 
-
-def _shared_pca_basis(X, n_components, sample_weight, precise):
-    """`pca_basis` of the rows of every rank (across ranks).
-
-    The ranks add up their row counts, weights and weighted sums, then their
-    covariances about the common mean: every rank decomposes the same matrix.
+    The rows are centred on their (weighted) mean and scaled by the square
+    root of their weight's share: their Gram matrix is the covariance, up to
+    scale. Across ranks, the counts, weights and weighted sums of every rank's
+    rows make the mean, the shares and the number.
     """
-    n_samples, n_features = X.shape
+    if _distributed.current() is None:
+        if sample_weight is None:
+            mean = X.mean(dim=0)
+            return mean, X - mean, X.shape[0]
+        weights = (sample_weight / sample_weight.sum()).to(X.dtype)[:, None]
+        mean = (weights * X).sum(dim=0)
+        return mean, (X - mean) * weights.sqrt(), X.shape[0]
+    n_samples = X.shape[0]
     if sample_weight is None:
         weights = torch.ones(n_samples, dtype=torch.float64, device=X.device)
     else:
@@ -291,6 +275,23 @@ def _shared_pca_basis(X, n_components, sample_weight, precise):
     total_rows, total_weight, sums = int(first[0]), first[1], first[2:]
     mean = (sums / total_weight).to(X.dtype)
     scaled = (X - mean) * (weights / total_weight).sqrt().to(X.dtype)[:, None]
+    return mean, scaled, total_rows
+
+
+def signed_axes(components):
+    """Return the axes (rows), each with its largest entry positive (sklearn signs)."""
+    largest = components.abs().argmax(dim=1, keepdim=True)
+    return components * torch.sign(components.gather(1, largest))
+
+
+def _shared_pca_basis(X, n_components, sample_weight, precise):
+    """`pca_basis` of the rows of every rank (across ranks).
+
+    The ranks add up their row counts, weights and weighted sums, then their
+    covariances about the common mean: every rank decomposes the same matrix.
+    """
+    n_features = X.shape[1]
+    mean, scaled, total_rows = _centred(X, sample_weight)
     covariance = _distributed.all_sum((scaled.T @ scaled).double())
     _, vectors = torch.linalg.eigh(covariance if precise else covariance.float())
     n_pca = min(n_components, total_rows, n_features)

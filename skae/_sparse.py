@@ -227,7 +227,7 @@ class SparseRows:
             return self._shared_moments(self._row_weights(sample_weight))[2]
         if sample_weight is None:
             return np.asarray(self.matrix.mean(axis=0, dtype=np.float64)).ravel()
-        weights = sample_weight.detach().cpu().numpy().astype(np.float64)
+        weights = self._row_weights(sample_weight)
         return np.asarray(self.matrix.T @ weights).ravel() / weights.sum()
 
 

@@ -61,8 +61,11 @@ def check_width(n_components, n_features):
 
 
 def check_fit_params(estimator, X):
-    """Check the parameters that depend on the data."""
-    check_width(estimator.n_components, X.shape[1])
+    """Check the parameters that depend on the data, but the width.
+
+    `check_width` comes first, before the missing entries are checked (see
+    `BaseAutoencoder._prepare`).
+    """
     if estimator.init == "pca" and not (
         estimator.latent_activation == estimator.output_activation == "identity"
     ):
