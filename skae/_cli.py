@@ -298,8 +298,9 @@ def _compare(args):
                 # The epochs are fixed by the preset: not converging is expected.
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 table = compare(models, X_train, X_test, verbose=not args.quiet)
-            table = _add_ratio_to_pca(table)
+            table = _add_ratio_to_pca(table, models, X_test)
             print(("" if args.quiet else "\n") + _format_table(table))
+            print(RATIO_NOTE.format(n_test=len(X_test)))
 
             pca_and_ae = {name: models[name] for name in models}
             fig = plot_reconstructions(X_test, pca_and_ae, n=10)
@@ -438,11 +439,46 @@ def _split(X, y, args):
     return X_train, y_train, X_test, y_test
 
 
-def _add_ratio_to_pca(table):
-    """Add each model's test MSE divided by PCA's at the same n_components."""
-    pca = table[table["model"] == "PCA"].set_index("n_components")["test_mse"]
+RATIO_NOTE = (
+    "vs PCA: test MSE / PCA's at the same n_components, ± its standard error over "
+    "the {n_test} test images; a ratio within two standard errors of 1 is noise."
+)
+
+
+def _add_ratio_to_pca(table, models, X_test):
+    """Add each model's test MSE divided by PCA's at the same n_components.
+
+    With it goes its standard error over the test rows: that of the mean
+    per-row difference of error (model minus PCA), as a fraction of PCA's mean
+    error, as the fit's own test against PCA measures it. NaN on one test row.
+    """
+    X_test = np.asarray(X_test, dtype=np.float64)
+    errors = {
+        name: np.mean(
+            np.square(X_test - model.inverse_transform(model.transform(X_test))),
+            axis=1,
+        )
+        for name, model in models.items()
+    }
+    pca_names = {
+        row["n_components"]: name
+        for name, row in table.iterrows()
+        if row["model"] == "PCA"
+    }
+    ratios, standard_errors = [], []
+    for name, row in table.iterrows():
+        reference = errors[pca_names[row["n_components"]]]
+        difference = errors[name] - reference
+        ratios.append(
+            row["test_mse"] / table.loc[pca_names[row["n_components"]], "test_mse"]
+        )
+        spread = np.nan
+        if len(difference) > 1:
+            spread = np.std(difference, ddof=1) / math.sqrt(len(difference))
+        standard_errors.append(spread / np.mean(reference))
     table = table.copy()
-    table.insert(3, "mse_vs_pca", table["test_mse"] / table["n_components"].map(pca))
+    table.insert(3, "mse_vs_pca", ratios)
+    table.insert(4, "mse_vs_pca_se", standard_errors)
     return table
 
 
@@ -457,11 +493,16 @@ def _format_table(table):
         "transform_seconds": "transform s",
     }
     view = table[list(columns)].rename(columns=columns)
+    view["vs PCA"] = [
+        f"{ratio:.2f}" + ("" if math.isnan(se) or model == "PCA" else f" ± {se:.2f}")
+        for ratio, se, model in zip(
+            table["mse_vs_pca"], table["mse_vs_pca_se"], table["model"], strict=True
+        )
+    ]
     return view.to_string(
         index=False,
         formatters={
             "test MSE": "{:.5f}".format,
-            "vs PCA": "{:.2f}".format,
             "SE/image": "{:.2f}".format,
             "fit s": "{:.2f}".format,
             "transform s": "{:.3f}".format,
@@ -542,6 +583,8 @@ def _report_markdown(results, table, sizing, staging):
             "```",
             _format_table(table),
             "```",
+            "",
+            RATIO_NOTE.format(n_test=results["n_test"]),
             "",
         ]
     if sizing is not None:

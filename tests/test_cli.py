@@ -2,6 +2,7 @@
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -48,10 +49,78 @@ def test_compare_on_the_sample_writes_the_report(tmp_path, capsys):
         ("MLPAutoencoder", 5),
     }
     assert rows[("PCA", 5)]["mse_vs_pca"] == 1.0
+    assert rows[("PCA", 5)]["mse_vs_pca_se"] == 0.0
     assert rows[("MLPAutoencoder", 2)]["test_mse"] > 0
+    assert rows[("MLPAutoencoder", 2)]["mse_vs_pca_se"] > 0
+    assert "standard error over the 100 test images" in printed
     report = (out / "report.md").read_text()
     assert "![" in report and "reconstructions.png" in report
+    assert "standard error over the 100 test images" in report
     assert leftovers(tmp_path) == []
+
+
+class _Halved:
+    """Reconstructs every row as half of itself: per-row errors known exactly."""
+
+    def transform(self, X):
+        return X
+
+    def inverse_transform(self, code):
+        return code / 2
+
+
+# promise: vs_pca.rst / Is it better than PCA?
+def test_the_ratio_to_pca_comes_with_its_standard_error():
+    import pandas as pd
+    from sklearn.decomposition import PCA
+
+    from skae._cli import _add_ratio_to_pca, _format_table
+
+    rng = np.random.RandomState(0)
+    X_train, X_test = rng.randn(40, 4), rng.randn(9, 4) * [[3, 1, 1, 0.1]]
+    models = {"PCA-1": PCA(1).fit(X_train), "AE-1": _Halved()}
+    pca_rows = np.array(
+        [
+            np.mean(
+                (
+                    x
+                    - models["PCA-1"].inverse_transform(models["PCA-1"].transform([x]))[
+                        0
+                    ]
+                )
+                ** 2
+            )
+            for x in X_test
+        ]
+    )
+    halved_rows = np.array([np.mean((x / 2) ** 2) for x in X_test])
+    table = pd.DataFrame(
+        {
+            "model": ["PCA", "MLPAutoencoder"],
+            "n_components": [1, 1],
+            "test_mse": [pca_rows.mean(), halved_rows.mean()],
+            "squared_error_per_image": [0.0, 0.0],
+            "fit_seconds": [0.0, 0.0],
+            "transform_seconds": [0.0, 0.0],
+        },
+        index=["PCA-1", "AE-1"],
+    )
+    table = _add_ratio_to_pca(table, models, X_test)
+    differences = halved_rows - pca_rows
+    expected = statistics.stdev(differences) / 3 / statistics.fmean(pca_rows)
+    assert table.loc["AE-1", "mse_vs_pca"] == pytest.approx(
+        halved_rows.mean() / pca_rows.mean(), rel=1e-12
+    )
+    assert table.loc["AE-1", "mse_vs_pca_se"] == pytest.approx(expected, rel=1e-9)
+    assert table.loc["PCA-1", "mse_vs_pca_se"] == 0.0
+    shown = _format_table(table)
+    assert f"{table.loc['AE-1', 'mse_vs_pca']:.2f} ± {expected:.2f}" in shown
+    # One test row has no spread to measure: no standard error is shown.
+    one = _add_ratio_to_pca(
+        table.drop(columns=["mse_vs_pca", "mse_vs_pca_se"]), models, X_test[:1]
+    )
+    assert np.isnan(one.loc["AE-1", "mse_vs_pca_se"])
+    assert "±" not in _format_table(one)
 
 
 # promise: chapter.rst / How do I run the chapter's model?
