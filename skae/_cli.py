@@ -614,16 +614,65 @@ def _report_markdown(results, table, sizing, staging):
     return "\n".join(lines)
 
 
+# What a report of skae compare holds: these files, and PNGs (the display
+# step's under progress/). A folder holding anything else is not replaced.
+REPORT_FILES = ("results.json", "report.md")
+REPORT_FOLDERS = ("progress",)
+
+
 def _check_out(given, out):
-    """Refuse an --out that cannot take the report, before any training."""
+    """Refuse an --out that cannot take the report, before any training.
+
+    An existing folder is replaced whole, so it must be empty or hold a skae
+    report and nothing else.
+    """
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {given} exists and is not a directory.")
-    if out.is_dir() and any(out.iterdir()) and not (out / "results.json").is_file():
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    advice = (
+        "skae compare replaces its --out as a whole, so choose an empty or new folder"
+    )
+    if not _is_report_record(out / "results.json"):
         raise UsageError(
             f"--out {given} is a folder that holds files but no skae report "
-            "(results.json); skae compare replaces its --out as a whole, so "
-            "choose an empty or new folder."
+            f"(a results.json written by skae compare); {advice}."
         )
+    foreign = _foreign_entry(out)
+    if foreign is not None:
+        raise UsageError(
+            f"--out {given} holds a skae report and also {foreign}, which no "
+            f"report writes; {advice}, or move {foreign} out of it first."
+        )
+
+
+def _is_report_record(path):
+    """Whether `path` is a results.json that skae compare wrote."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and str(record.get("command", "")).startswith(
+        "skae compare"
+    )
+
+
+def _foreign_entry(out):
+    """Return the first entry of a report folder that no report writes, or None."""
+    for entry in sorted(out.iterdir()):
+        if entry.is_symlink():
+            return entry.name
+        if entry.is_dir() and entry.name in REPORT_FOLDERS:
+            inner = [
+                p for p in entry.iterdir() if p.suffix != ".png" or not p.is_file()
+            ]
+            if inner:
+                return f"{entry.name}/{sorted(inner)[0].name}"
+        elif not entry.is_file() or (
+            entry.name not in REPORT_FILES and entry.suffix != ".png"
+        ):
+            return entry.name
+    return None
 
 
 def _make_staging(given, out):
@@ -639,6 +688,10 @@ def _make_staging(given, out):
                 folder.mkdir()
                 created.append(folder)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        # mkdtemp makes it private (0700); the report is a folder like any other.
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
     except OSError as error:
         for folder in reversed(created):
             _remove_if_empty(folder)

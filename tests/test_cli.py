@@ -263,6 +263,48 @@ def test_out_holding_other_files_is_refused(tmp_path, capsys):
 
 
 # promise: failures.rst / The ``skae compare`` command
+def test_a_results_json_of_another_tool_is_no_report(tmp_path, capsys):
+    out = tmp_path / "project"
+    (out / "data").mkdir(parents=True)
+    (out / "results.json").write_text('{"accuracy": 0.93}')
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--out", str(out), *FAST])
+    assert exit_info.value.code == 2
+    assert "holds files but no skae report" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "data",
+        "notes.txt",
+        "results.json",
+    ]
+
+
+# promise: failures.rst / The ``skae compare`` command
+def test_a_report_holding_the_users_files_is_not_replaced(tmp_path, capsys):
+    status, out = run_compare(tmp_path, "--n-components", "2", *FAST)
+    assert status == 0
+    # The report folder is an ordinary one, not private to its owner.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+    (out / "my notes.md").write_text("keep me")
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--out", str(out), *FAST])
+    assert exit_info.value.code == 2
+    assert "also my notes.md, which no report writes" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before
+    (out / "my notes.md").unlink()
+    (out / "progress").mkdir()
+    (out / "progress" / "AE-2_epoch001.png").write_bytes(b"")
+    (out / "progress" / "draft.txt").write_text("keep me")
+    with pytest.raises(SystemExit):
+        main(["compare", "--out", str(out), *FAST])
+    assert "also progress/draft.txt" in capsys.readouterr().err
+    assert (out / "progress" / "draft.txt").exists()
+
+
+# promise: failures.rst / The ``skae compare`` command
 def test_ctrl_c_exits_130_and_keeps_the_earlier_report(tmp_path):
     import signal
 
