@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from skae._selection import Z, beats_pca
@@ -69,7 +70,14 @@ def expected(second, offsets, weights=None):
     variance = weights @ np.square(differences - mean)
     effective = 1 / np.sum(np.square(weights))
     error = math.sqrt(variance / max(effective - 1, 1))
-    return mean + Z * error < 0, mean, error, -(weights @ pca)
+    return mean + margin(effective) * error < 0, mean, error, -(weights @ pca)
+
+
+def margin(effective):
+    """Student's t quantile at the confidence of Z normal standard errors."""
+    if effective < 5 - 1e-9:
+        return math.inf
+    return stats.t.ppf(stats.norm.cdf(Z), effective - 1)
 
 
 def check(result, second, offsets, weights=None):
@@ -181,9 +189,34 @@ def test_missing_entries_are_filled_as_inputs_and_left_out_of_the_errors():
     assert decision is True
 
 
-def test_two_validation_rows_decide_with_one_degree_of_freedom():
-    second = np.ones(2)
-    offsets = np.sqrt([0.0, 0.2])
+# promise: vs_pca.rst / Never worse than PCA
+@pytest.mark.parametrize("n_rows", [2, 4])
+def test_fewer_than_five_validation_rows_never_keep_the_model(n_rows):
+    # Better on every row, by a clear margin: on so few rows, chosen as the
+    # best epoch on these same rows, that proves nothing.
+    second = np.ones(n_rows)
+    offsets = np.sqrt(np.linspace(0.0, 0.2, n_rows))
+    result = decide(second, offsets)
+    assert result[1]["mean_difference"] < -0.3
+    assert result[0] is False
+    check(result, second, offsets)
+
+
+# promise: vs_pca.rst / Never worse than PCA
+def test_on_few_rows_the_margin_is_students_t():
+    # Ten rows whose mean difference lies 2.15 standard errors below zero:
+    # beyond Z = 2, within Student's t quantile for 9 degrees of freedom (2.32).
+    differences = np.tile([-0.3595, 0.0595], 5)
+    second = np.ones(10)
+    offsets = np.sqrt(1 + 2 * differences)
+    result = decide(second, offsets)
+    ratio = -result[1]["mean_difference"] / result[1]["standard_error"]
+    assert Z < ratio < margin(10)
+    assert result[0] is False
+    check(result, second, offsets)
+    # Five rows better beyond their t quantile (2.87) are kept.
+    second = np.ones(5)
+    offsets = np.sqrt(np.linspace(0.5, 0.6, 5))
     result = decide(second, offsets)
     assert result[0] is True
     check(result, second, offsets)
