@@ -452,6 +452,20 @@ class Trainer:
                 raise
             # As MLPRegressor: keep what was learnt, but only whole epochs.
             state.restore(last_whole_epoch)
+            decision = None if state.plan is None else state.plan.decision
+            if decision is not None and not decision["keep"]:
+                # Cross-validation returned PCA before this training began:
+                # cutting it short changes nothing of that.
+                state.finish()
+                _apply_decision(state, rows, decision)
+                state.history.fit_time = time.perf_counter() - self.started
+                callbacks.publish(state)
+                warn(
+                    "Training interrupted by user. Cross-validation had already "
+                    "decided to return PCA, so the model is PCA of all the rows, "
+                    "as the whole fit would have been; there is nothing to resume."
+                )
+                return state
             if not resumable:
                 state.finish()
             callbacks.publish(state)

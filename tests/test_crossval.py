@@ -163,6 +163,22 @@ def test_ctrl_c_in_the_final_fit_resumes_to_the_same_model():
     assert ae.explained_variance_score_ == straight.explained_variance_score_
 
 
+# promise: vs_pca.rst / Small data: cross-validation
+def test_ctrl_c_in_the_final_fit_after_a_decision_for_pca_gives_pca():
+    # The folds decided for PCA before the final training began: cutting that
+    # training short must not leave the network the folds rejected.
+    X = noise()
+    straight = fit(small(3), X)
+    ae = small(3, callbacks=[interrupt_after_epoch(1)])
+    with pytest.warns(UserWarning, match="already decided to return PCA"):
+        ae.fit(X)
+    assert ae.n_iter_ == 2 < straight.n_iter_
+    assert_array_equal(ae.reconstruct(X), straight.reconstruct(X))
+    assert ae.best_validation_score_ == straight.best_validation_score_
+    assert ae.explained_variance_score_ == straight.explained_variance_score_
+    assert not ae._state.unfinished
+
+
 def test_sample_weights_weigh_the_decision_and_the_scores():
     X = curved()
     weights = np.random.RandomState(3).rand(len(X))
