@@ -433,9 +433,18 @@ def _split(X, y, args):
         raise UsageError(
             f"--test-size {args.test_size} must be smaller than the {len(X)} images."
         )
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=args.test_size, random_state=args.random_state, stratify=y
-    )
+    try:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=args.test_size, random_state=args.random_state, stratify=y
+        )
+    except ValueError as error:
+        labels = len(np.unique(y))
+        raise UsageError(
+            f"--test-size {args.test_size} cannot hold out the {labels} labels "
+            f"of {len(X)} images in proportion (the split is stratified: "
+            f"{error}). Use a --test-size of at least {labels}, on data with at "
+            "least 2 images of each label."
+        ) from None
     return X_train, y_train, X_test, y_test
 
 

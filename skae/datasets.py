@@ -217,7 +217,9 @@ def read_mnist_csv(path):
     if table.shape[1] != N_PIXELS + 1:
         raise ValueError(
             f"{path}: expected {N_PIXELS + 1} columns (the label, then {N_PIXELS} "
-            f"pixels), found {table.shape[1]}."
+            f"pixels), found {table.shape[1]}. MNIST-format files only; to compare "
+            "models on other data, call skae.metrics.compare(models, X_train, "
+            "X_test) in Python."
         )
     pixels, labels = table[:, 1:], table[:, 0]
     if pixels.min() < 0 or pixels.max() > 255 or np.any(pixels != np.round(pixels)):

@@ -341,7 +341,23 @@ def test_a_bad_data_file_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_compare(tmp_path, "--data", str(bad))
     assert exit_info.value.code == 2
-    assert "broken.csv: expected 785 columns" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "broken.csv: expected 785 columns" in err
+    assert "skae.metrics.compare(models, X_train, X_test)" in err
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_test_size_that_cannot_hold_out_every_label_is_named(tmp_path, capsys):
+    from skae.datasets import load_mnist_sample
+
+    X, y = load_mnist_sample()
+    data = write_csv(tmp_path / "few.csv", X[:30], y[:30])
+    with pytest.raises(SystemExit) as exit_info:
+        run_compare(tmp_path, "--data", str(data), "--test-size", "3")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--test-size 3 cannot hold out the" in err
+    assert "Use a --test-size of at least" in err
     assert not (tmp_path / "report").exists()
 
 
