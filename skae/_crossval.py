@@ -142,11 +142,21 @@ def cross_validated_fit(config, rows, callbacks, started, on_interrupt="keep"):
     row_weights = None if weights is None else weights / weights.sum()
     curve = errors.mean(axis=1) if row_weights is None else errors @ row_weights
     epochs = int(np.argmin(curve[1:])) + 1
-    keep, _ = paired_decision(
-        torch.from_numpy(errors[epochs]),
-        torch.from_numpy(errors[0]),
-        None if weights is None else torch.from_numpy(weights),
-    )
+    # Whether each epoch up to the chosen one beats PCA out of fold: the final
+    # training may stop before the chosen epoch (a callback, max_time, or its
+    # loss no longer improving), and is then decided at the epoch it reached.
+    weight_tensor = None if weights is None else torch.from_numpy(weights)
+    keep_at = [False] + [
+        bool(
+            paired_decision(
+                torch.from_numpy(errors[epoch]),
+                torch.from_numpy(errors[0]),
+                weight_tensor,
+            )[0]
+        )
+        for epoch in range(1, epochs + 1)
+    ]
+    keep = keep_at[epochs]
     if config.verbose:
         print(
             f"{N_FOLDS}-fold cross-validation: {epochs} epochs, out-of-fold "
@@ -155,12 +165,18 @@ def cross_validated_fit(config, rows, callbacks, started, on_interrupt="keep"):
             + "; training on every row:"
         )
     chosen = epochs if keep else 0
+    explained_at = [
+        _explained(rows.X, weights, errors[epoch]) for epoch in range(epochs + 1)
+    ]
     decision = {
         "keep": bool(keep),
         "scores": [-float(value) for value in curve[1:]],
         "best_score": -float(curve[chosen]),
-        "explained_variance": _explained(rows.X, weights, errors[chosen]),
+        "explained_variance": explained_at[chosen],
         "loss_is_half": config.loss == "squared_error",
+        "keep_at": keep_at,
+        "explained_at": explained_at,
+        "pca_score": -float(curve[0]),
     }
     final = _share(config, deadline, 1)
     trainer = Trainer(final, callbacks, time.perf_counter(), on_interrupt)

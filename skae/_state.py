@@ -983,9 +983,23 @@ def _check_decision(decision):
     if decision is None:
         return None
     keys = {"keep", "scores", "best_score", "explained_variance", "loss_is_half"}
+    # Each epoch's decision (so that a training cut short is decided at the
+    # epoch it reached); files written before it decide at the chosen epoch.
+    per_epoch = {"keep_at", "explained_at", "pca_score"}
     if not (
         isinstance(decision, dict)
-        and set(decision) == keys
+        and set(decision) in (keys, keys | per_epoch)
+        and (
+            set(decision) == keys
+            or (
+                isinstance(decision["keep_at"], list)
+                and all(isinstance(keep, bool) for keep in decision["keep_at"])
+                and isinstance(decision["explained_at"], list)
+                and len(decision["explained_at"]) == len(decision["keep_at"])
+                and all(_is_number(value) for value in decision["explained_at"])
+                and _is_number(decision["pca_score"])
+            )
+        )
         and isinstance(decision["keep"], bool)
         and isinstance(decision["loss_is_half"], bool)
         and isinstance(decision["scores"], list)

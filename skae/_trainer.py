@@ -545,6 +545,20 @@ class Trainer:
 
 def _apply_decision(state, rows, decision):
     """Finish a cross-validated run as its decision says (see skae._crossval)."""
+    n_iter = state.history.n_iter
+    keep_at = decision.get("keep_at")
+    if decision["keep"] and keep_at is not None and n_iter < len(keep_at) - 1:
+        # The training stopped before the epochs the folds chose: decide at
+        # the epoch it reached, on the same out-of-fold errors.
+        keep = keep_at[n_iter]
+        decision = {
+            **decision,
+            "keep": keep,
+            "best_score": (
+                decision["scores"][n_iter - 1] if keep else decision["pca_score"]
+            ),
+            "explained_variance": decision["explained_at"][n_iter if keep else 0],
+        }
     if not decision["keep"]:
         # No number of epochs beat PCA beyond noise out of fold: return PCA of
         # all the rows, as ``PCA().fit(X)`` would.

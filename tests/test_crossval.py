@@ -179,6 +179,29 @@ def test_ctrl_c_in_the_final_fit_after_a_decision_for_pca_gives_pca():
     assert not ae._state.unfinished
 
 
+def test_a_final_training_stopped_early_is_decided_at_the_epoch_it_reached():
+    # A callback stops the final training after its first epoch: the model
+    # must not carry the chosen epoch's out-of-fold scores, nor be kept
+    # unless its own epoch beat PCA out of fold.
+    X = curved()
+    straight = fit(small(1), X)
+    assert straight.n_iter_ > 1
+    ae = fit(small(1, callbacks=[lambda estimator, record: True]), X)
+    assert ae.n_iter_ == 1
+    pca = PCA(1, svd_solver="full").fit(X)
+    returned_pca = np.allclose(
+        ae.reconstruct(X), pca.inverse_transform(pca.transform(X)), atol=1e-5
+    )
+    if returned_pca:
+        # PCA's out-of-fold score, not the first epoch's.
+        assert ae.best_validation_score_ != ae.validation_scores_[0]
+    else:
+        assert ae.best_validation_score_ == ae.validation_scores_[0]
+    assert ae.validation_scores_ == straight.validation_scores_[:1]
+    assert ae.best_validation_score_ != straight.best_validation_score_
+    assert ae.explained_variance_score_ != straight.explained_variance_score_
+
+
 def test_sample_weights_weigh_the_decision_and_the_scores():
     X = curved()
     weights = np.random.RandomState(3).rand(len(X))

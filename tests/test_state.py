@@ -92,3 +92,30 @@ def test_every_part_of_the_state_is_in_its_state_dict():
     # The modules are listed as "modules"; device and the start basis belong
     # to the process and to the fit that built the state.
     assert held - listed == {"encoder", "decoder", "device", "start_basis"}
+
+
+def test_a_files_decision_is_checked_with_or_without_each_epochs():
+    from skae._state import _check_decision
+
+    chosen_only = {
+        "keep": True,
+        "scores": [-1.0, -0.5],
+        "best_score": -0.5,
+        "explained_variance": 0.5,
+        "loss_is_half": True,
+    }
+    assert _check_decision(chosen_only) == chosen_only
+    per_epoch = {
+        **chosen_only,
+        "keep_at": [False, False, True],
+        "explained_at": [0.2, 0.3, 0.5],
+        "pca_score": -1.2,
+    }
+    assert _check_decision(per_epoch) == per_epoch
+    for broken in (
+        {**per_epoch, "keep_at": [False, "yes", True]},
+        {**per_epoch, "explained_at": [0.2, 0.3]},
+        {key: value for key, value in per_epoch.items() if key != "pca_score"},
+    ):
+        with pytest.raises(ValueError, match="the plan's decision should hold"):
+            _check_decision(broken)
