@@ -379,6 +379,7 @@ def _never_worse_table():
     groups = {}
     for row in results["rows"]:
         groups.setdefault((row["data"], row["n_components"]), []).append(row)
+
     def worst(runs, name):
         run = max(runs, key=lambda r: r["ratios"][name])
         if name != "default":
@@ -396,7 +397,9 @@ def _never_worse_table():
         for (data, k), runs in groups.items()
     ]
     counts = {
-        "small": sum(row["n_train"] <= results["small_rows"] for row in results["rows"]),
+        "small": sum(
+            row["n_train"] <= results["small_rows"] for row in results["rows"]
+        ),
         "all": len(results["rows"]),
     }
     labels = {
