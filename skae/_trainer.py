@@ -220,6 +220,18 @@ class Trainer:
                 if config.early_stopping != "auto":
                     raise refused
                 # "auto" holds out rows only where both sides can be weighed.
+                if config.architecture["init"] == "pca":
+                    weighed = ""
+                    if rows.weight is not None:
+                        count = int((rows.weight > 0).sum())
+                        weighed = f" (only {count} of {rows.n_samples} rows weigh more)"
+                    warn(
+                        "early_stopping='auto' holds out no rows: every row it "
+                        "would hold out, or train on, has sample_weight 0"
+                        f"{weighed}, so the network is kept without being tested "
+                        "against PCA. Give more rows a weight, or set "
+                        "early_stopping=False to train without the test knowingly."
+                    )
                 validation_size, split = 0, None
                 parts = rows.split(0, None, device)
             state = _build_state(config.architecture, parts, generator, device)

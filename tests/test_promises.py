@@ -385,6 +385,17 @@ def test_on_tiny_data_the_defaults_return_pca(n_samples):
     )
 
 
+def test_a_split_that_weighs_nothing_says_the_test_against_pca_is_off():
+    # One row of sixty weighs something: whichever side of the split holds
+    # it, the other weighs nothing. early_stopping="auto" then trains without
+    # the test against PCA, and says so.
+    X = np.random.RandomState(0).randn(60, 5)
+    weights = np.r_[np.ones(1), np.zeros(59)]
+    with pytest.warns(UserWarning, match=r"only 1 of 60 rows weigh more\), so the"):
+        ae = MLPAutoencoder(2, random_state=0).fit(X, sample_weight=weights)
+    assert ae.best_validation_score_ is None
+
+
 # Found by trying to break the promises
 
 
