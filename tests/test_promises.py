@@ -468,7 +468,8 @@ def test_set_output_survives_save_and_load(X, tmp_path):
 def test_auto_early_stopping_steps_aside_for_zero_weighted_rows(X):
     weights = np.zeros(50)
     weights[0] = 1.0
-    ae = model("defaults", max_iter=1).fit(X[:50], sample_weight=weights)
+    with pytest.warns(UserWarning, match="without being tested against PCA"):
+        ae = model("defaults", max_iter=1).fit(X[:50], sample_weight=weights)
     assert ae.validation_scores_ is None
     with pytest.raises(ValueError, match="sample_weight 0"):
         model("defaults", early_stopping=True).fit(X[:50], sample_weight=weights)
