@@ -210,7 +210,9 @@ class MLPAutoencoder(BaseAutoencoder):
         Mean training loss of every epoch.
 
     best_loss_ : float or None
-        Lowest training loss reached; None when early stopping was on.
+        Lowest training loss reached; None when early stopping held out rows
+        (set on small data that was cross-validated instead: its final
+        training holds none out).
 
     validation_scores_ : list of float or None
         Score (negative mean squared error) of the held-out data after every
