@@ -133,7 +133,9 @@ class MLPAutoencoder(BaseAutoencoder):
     warm_start : bool, default=False
         When True, `fit` continues from the weights, optimizer state and random
         state of the previous fit instead of starting afresh, holding out the
-        same rows for early stopping. Each fit runs its own learning-rate
+        same rows for early stopping (after a fit that held none out, such as
+        a cross-validated one on small data, it warns that the rows it holds
+        out may have been trained on). Each fit runs its own learning-rate
         schedule; use `resume` to finish a fit that was cut short.
 
     momentum : float, default=0.9

@@ -243,6 +243,15 @@ class Trainer:
             # Train a copy: a call that fails leaves the caller's model as it was.
             state = previous.copy().to(device)
             split = state.history.split
+            if validation_size and split is None and state.history.n_iter:
+                warn(
+                    "warm_start: the fit this one continues held out no rows "
+                    "(it trained on every row, as a cross-validated small-data "
+                    "fit does), so the rows held out now may be rows it trained "
+                    "on, and their scores and the test against PCA flatter the "
+                    "model. For honest scores, fit a new model (warm_start=False)"
+                    " or continue on other rows."
+                )
             if validation_size and not same_split(
                 split, rows.n_samples, validation_size
             ):

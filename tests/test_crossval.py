@@ -202,6 +202,21 @@ def test_a_final_training_stopped_early_is_decided_at_the_epoch_it_reached():
     assert ae.explained_variance_score_ != straight.explained_variance_score_
 
 
+def test_a_warm_start_after_a_cross_validated_fit_says_its_scores_flatter():
+    # The cross-validated fit trained on every row: any row the warm start
+    # holds out now was trained on.
+    X = curved()
+    ae = fit(small(1, warm_start=True), X)
+    with pytest.warns(UserWarning, match="may be rows it trained on"):
+        ae.fit(X)
+    # A fit that held rows out continues on the same ones: nothing to say.
+    held_out = small(1, warm_start=True, early_stopping=True).fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        held_out.fit(X)
+    assert not [w for w in caught if "may be rows it trained on" in str(w.message)]
+
+
 def test_sample_weights_weigh_the_decision_and_the_scores():
     X = curved()
     weights = np.random.RandomState(3).rand(len(X))
