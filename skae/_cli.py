@@ -9,6 +9,7 @@ import platform
 import shlex
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import warnings
@@ -335,7 +336,7 @@ def _compare(args):
             for path in staging.rglob("*")
             if path.is_file()
         )
-        _publish(staging, out)
+        destination = _publish(staging, out, args.out)
         published = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -343,7 +344,8 @@ def _compare(args):
             for folder in reversed(created):
                 _remove_if_empty(folder)
     if not args.quiet:
-        print(f"\nwrote {len(written)} files to {args.out}/: {', '.join(written)}")
+        where = args.out if destination == out else destination
+        print(f"\nwrote {len(written)} files to {where}/: {', '.join(written)}")
     return 0
 
 
@@ -503,7 +505,7 @@ def _format_table(table):
     }
     view = table[list(columns)].rename(columns=columns)
     view["vs PCA"] = [
-        f"{ratio:.2f}" + ("" if math.isnan(se) or model == "PCA" else f" ± {se:.2f}")
+        f"{ratio:.3f}" + ("" if math.isnan(se) or model == "PCA" else f" ± {se:.3f}")
         for ratio, se, model in zip(
             table["mse_vs_pca"], table["mse_vs_pca_se"], table["model"], strict=True
         )
@@ -637,6 +639,13 @@ def _check_out(given, out):
     """
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {given} exists and is not a directory.")
+    here = Path.cwd().resolve()
+    if out == here or out in here.parents:
+        raise UsageError(
+            f"--out {given} is the current folder or holds it, and skae compare "
+            "replaces its --out as a whole: choose a folder for the report, "
+            "e.g. --out report/."
+        )
     if not out.is_dir() or not any(out.iterdir()):
         return
     advice = (
@@ -697,10 +706,14 @@ def _make_staging(given, out):
                 folder.mkdir()
                 created.append(folder)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        # mkdtemp makes it private (0700); the report is a folder like any other.
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)
+        # mkdtemp makes it private (0700): the report takes the mode of the
+        # folder it replaces, or a new folder's.
+        if out.is_dir():
+            staging.chmod(stat.S_IMODE(out.stat().st_mode))
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            staging.chmod(0o777 & ~umask)
     except OSError as error:
         for folder in reversed(created):
             _remove_if_empty(folder)
@@ -717,15 +730,29 @@ def _remove_if_empty(folder):
         pass
 
 
-def _publish(staging, out):
+def _publish(staging, out, given):
     """Put the finished report at `out` whole, replacing an earlier report whole.
 
     Two renames within one folder: the old report is moved aside, the new one
     takes its place, then the old one is deleted. A crash in between leaves
-    the old report beside (``.NAME.old-*``), never a mix of the two.
+    the old report beside (``.NAME.old-*``), never a mix of the two. The
+    folder is checked again first: if something was put in it during the run,
+    it is left as it was and the report goes to a new folder beside it.
+    Returns where the report went.
     """
     old = None
     if out.exists():
+        try:
+            _check_out(given, out)
+        except UsageError as changed:
+            beside = _new_sibling(out)
+            os.replace(staging, beside)
+            print(
+                f"skae: {changed} It changed during the run, so it is left as "
+                f"it was; the new report is in {beside}.",
+                file=sys.stderr,
+            )
+            return beside
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
         os.replace(out, old / out.name)
     try:
@@ -736,6 +763,16 @@ def _publish(staging, out):
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def _new_sibling(out):
+    """Return a path beside `out` that does not exist yet: NAME-new, NAME-new-2..."""
+    candidate, number = out.with_name(f"{out.name}-new"), 1
+    while candidate.exists():
+        number += 1
+        candidate = out.with_name(f"{out.name}-new-{number}")
+    return candidate
 
 
 def _import_extras():

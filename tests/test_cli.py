@@ -114,7 +114,7 @@ def test_the_ratio_to_pca_comes_with_its_standard_error():
     assert table.loc["AE-1", "mse_vs_pca_se"] == pytest.approx(expected, rel=1e-9)
     assert table.loc["PCA-1", "mse_vs_pca_se"] == 0.0
     shown = _format_table(table)
-    assert f"{table.loc['AE-1', 'mse_vs_pca']:.2f} ± {expected:.2f}" in shown
+    assert f"{table.loc['AE-1', 'mse_vs_pca']:.3f} ± {expected:.3f}" in shown
     # One test row has no spread to measure: no standard error is shown.
     one = _add_ratio_to_pca(
         table.drop(columns=["mse_vs_pca", "mse_vs_pca_se"]), models, X_test[:1]
@@ -280,6 +280,46 @@ def test_a_results_json_of_another_tool_is_no_report(tmp_path, capsys):
 
 
 # promise: failures.rst / The ``skae compare`` command
+def test_a_file_put_in_out_during_the_run_is_kept(tmp_path, capsys, monkeypatch):
+    from skae import _cli
+
+    status, out = run_compare(tmp_path, "--n-components", "2", *FAST)
+    assert status == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    record = _cli._results_record
+
+    def note_during_the_run(*args, **kwargs):
+        (out / "notes.txt").write_text("written while it trained")
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(_cli, "_results_record", note_during_the_run)
+    status, _ = run_compare(tmp_path, "--n-components", "3", *FAST)
+    assert status == 0
+    assert (out / "notes.txt").read_text() == "written while it trained"
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == {
+        **before,
+        "notes.txt": b"written while it trained",
+    }
+    beside = out.with_name(out.name + "-new")
+    results = json.loads((beside / "results.json").read_text())
+    assert {row["n_components"] for row in results["results"]} == {3}
+    printed = capsys.readouterr()
+    assert "changed during the run" in printed.err and str(beside) in printed.err
+    assert f"to {beside}/" in printed.out
+
+
+def test_out_may_not_be_the_current_folder(tmp_path, capsys, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    for given in (".", str(tmp_path)):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["compare", "--out", given, *FAST])
+        assert exit_info.value.code == 2
+        assert "is the current folder or holds it" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["work"]
+
+
+# promise: failures.rst / The ``skae compare`` command
 def test_a_report_holding_the_users_files_is_not_replaced(tmp_path, capsys):
     status, out = run_compare(tmp_path, "--n-components", "2", *FAST)
     assert status == 0
@@ -295,6 +335,11 @@ def test_a_report_holding_the_users_files_is_not_replaced(tmp_path, capsys):
     assert "also my notes.md, which no report writes" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
     (out / "my notes.md").unlink()
+    # A replaced report keeps its folder's mode.
+    out.chmod(0o700)
+    status, out = run_compare(tmp_path, "--n-components", "2", *FAST)
+    assert status == 0
+    assert out.stat().st_mode & 0o777 == 0o700
     (out / "progress").mkdir()
     (out / "progress" / "AE-2_epoch001.png").write_bytes(b"")
     (out / "progress" / "draft.txt").write_text("keep me")
