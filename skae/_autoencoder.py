@@ -123,8 +123,9 @@ class MLPAutoencoder(BaseAutoencoder):
         held-out rows; otherwise the fit returns PCA of all the rows, as
         ``PCA().fit(X)`` would. "auto": on for a PCA start at any size and for
         a random start from 1,000 samples; off where a side of the split would
-        have only zero sample weights (with a warning for a PCA start: its
-        test against PCA is then off too). `partial_fit` refuses ``True`` and
+        have only zero sample weights (a PCA start then returns PCA, with a
+        warning, as on tiny data: the test against PCA cannot run).
+        `partial_fit` refuses ``True`` and
         treats "auto" as off.
 
     validation_fraction : float, default=0.1

@@ -88,6 +88,7 @@ class Trainer:
         self.callbacks = callbacks
         self.started = started
         self.on_interrupt = on_interrupt
+        self._untestable = False
 
     def resume(self, rows, state):
         """Finish the interrupted fit whose `state` this is, on `rows`."""
@@ -174,6 +175,8 @@ class Trainer:
         """
         config = self.config
         max_time = None if incremental else check_max_time(config.max_time)
+        # Whether the fit returns PCA whatever it trains (no split can test it).
+        self._untestable = False
         if previous is not None:
             check_same_architecture(previous.architecture, config.architecture)
         if incremental and config.early_stopping is True:
@@ -221,6 +224,9 @@ class Trainer:
                     raise refused
                 # "auto" holds out rows only where both sides can be weighed.
                 if config.architecture["init"] == "pca":
+                    # As on tiny data: the test cannot run, so the fit returns
+                    # PCA (splits that weigh both sides give PCA here too).
+                    self._untestable = True
                     weighed = ""
                     if rows.weight is not None:
                         count = int((rows.weight > 0).sum())
@@ -228,9 +234,10 @@ class Trainer:
                     warn(
                         "early_stopping='auto' holds out no rows: every row it "
                         "would hold out, or train on, has sample_weight 0"
-                        f"{weighed}, so the network is kept without being tested "
-                        "against PCA. Give more rows a weight, or set "
-                        "early_stopping=False to train without the test knowingly."
+                        f"{weighed}, so the network cannot be tested against PCA "
+                        "and the fit returns PCA of the weighted rows, as on tiny "
+                        "data. Give more rows a weight, or set "
+                        "early_stopping=False to keep the trained network untested."
                     )
                 validation_size, split = 0, None
                 parts = rows.split(0, None, device)
@@ -522,6 +529,8 @@ class Trainer:
         state.finish()
         if stopping.pca_candidate:
             self._keep_or_return_pca(state, stopping, parts, rows, fill)
+        if self._untestable:
+            state.restart_from_pca(rows.on(state.device), rows.weight_on(state.device))
         if decision is not None:
             _apply_decision(state, rows, decision)
         state.history.fit_time = time.perf_counter() - self.started

@@ -385,7 +385,7 @@ def test_on_tiny_data_the_defaults_return_pca(n_samples):
     )
 
 
-def test_a_split_that_weighs_nothing_says_the_test_against_pca_is_off():
+def test_a_split_that_weighs_nothing_returns_pca_and_says_so():
     # One row of sixty weighs something: whichever side of the split holds
     # it, the other weighs nothing. early_stopping="auto" then trains without
     # the test against PCA, and says so.
@@ -394,6 +394,18 @@ def test_a_split_that_weighs_nothing_says_the_test_against_pca_is_off():
     with pytest.warns(UserWarning, match=r"only 1 of 60 rows weigh more\), so the"):
         ae = MLPAutoencoder(2, random_state=0).fit(X, sample_weight=weights)
     assert ae.best_validation_score_ is None
+    # It returns PCA of the weighted rows, as a split that tests it would.
+    for seed in range(4):
+        weights = np.r_[np.ones(5), np.zeros(55)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ae = MLPAutoencoder(2, random_state=seed).fit(X, sample_weight=weights)
+        pca = PCA(2).fit(X[:5])
+        np.testing.assert_allclose(
+            ae.inverse_transform(ae.transform(X)),
+            pca.inverse_transform(pca.transform(X)),
+            atol=1e-4 * np.abs(X).max(),
+        )
 
 
 # Found by trying to break the promises
@@ -468,7 +480,7 @@ def test_set_output_survives_save_and_load(X, tmp_path):
 def test_auto_early_stopping_steps_aside_for_zero_weighted_rows(X):
     weights = np.zeros(50)
     weights[0] = 1.0
-    with pytest.warns(UserWarning, match="without being tested against PCA"):
+    with pytest.warns(UserWarning, match="cannot be tested against PCA"):
         ae = model("defaults", max_iter=1).fit(X[:50], sample_weight=weights)
     assert ae.validation_scores_ is None
     with pytest.raises(ValueError, match="sample_weight 0"):
