@@ -494,6 +494,10 @@ class Trainer:
                     "as the whole fit would have been; there is nothing to resume."
                 )
                 return state
+            if decision is not None and decision.get("keep_at") is not None:
+                # Until resume finishes it, the model is scored as the folds
+                # scored the epoch it reached.
+                _score_as_decided(state.history, decision)
             if not resumable:
                 state.finish()
             callbacks.publish(state)
@@ -571,6 +575,18 @@ class Trainer:
             )
             state.restart_from_pca(rows.on(state.device), rows.weight_on(state.device))
             state.history.best_validation_score = statistics["pca_score"]
+
+
+def _score_as_decided(history, decision):
+    """Give a cross-validated run cut short the out-of-fold scores of its epoch."""
+    n_iter = history.n_iter
+    scores = decision["scores"][:n_iter]
+    history.validation_scores = list(scores)
+    history.validation_loss_curve = (
+        [-0.5 * score for score in scores] if decision["loss_is_half"] else None
+    )
+    history.best_validation_score = scores[-1] if scores else None
+    history.held_out_explained_variance = decision["explained_at"][n_iter]
 
 
 def _apply_decision(state, rows, decision):

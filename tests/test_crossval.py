@@ -152,6 +152,9 @@ def test_ctrl_c_in_the_final_fit_resumes_to_the_same_model():
     with pytest.warns(UserWarning, match="call resume"):
         fit_quietly = ae.fit(X)
     assert fit_quietly.n_iter_ == 2
+    # Until resumed, it is scored as the folds scored its epoch.
+    assert ae.validation_scores_ == straight.validation_scores_[:2]
+    assert ae.best_validation_score_ == straight.validation_scores_[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ae.resume(X)
