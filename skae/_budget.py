@@ -60,10 +60,13 @@ class TimeBudget:
         affordable = n_iter + max(0, math.floor(more))
         if run == 1 and now > self.deadline and not self.warned:
             self.warned = True
+            # No figure in the text: a search's runs each get a share of the
+            # user's max_time, which is not the number the user gave, and one
+            # text is shown once however many runs it comes from.
             warn(
-                f"max_time={self.max_time:g} seconds is shorter than the start and "
-                f"one epoch of training ({now - self.started:.3g} seconds); trained "
-                "one epoch. Raise max_time, or lower max_iter or the model's size."
+                "max_time is shorter than the start and one epoch of training; "
+                "trained one epoch. Raise max_time, or lower max_iter or the "
+                "model's size."
             )
         return affordable
 
