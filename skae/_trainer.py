@@ -88,7 +88,6 @@ class Trainer:
         self.callbacks = callbacks
         self.started = started
         self.on_interrupt = on_interrupt
-        self._untestable = False
 
     def resume(self, rows, state):
         """Finish the interrupted fit whose `state` this is, on `rows`."""
@@ -176,7 +175,7 @@ class Trainer:
         config = self.config
         max_time = None if incremental else check_max_time(config.max_time)
         # Whether the fit returns PCA whatever it trains (no split can test it).
-        self._untestable = False
+        untestable = False
         if previous is not None:
             check_same_architecture(previous.architecture, config.architecture)
         if incremental and config.early_stopping is True:
@@ -226,7 +225,7 @@ class Trainer:
                 if config.architecture["init"] == "pca":
                     # As on tiny data: the test cannot run, so the fit returns
                     # PCA (splits that weigh both sides give PCA here too).
-                    self._untestable = True
+                    untestable = True
                     weighed = ""
                     if rows.weight is not None:
                         count = int((rows.weight > 0).sum())
@@ -319,6 +318,7 @@ class Trainer:
             n_epochs=last_epoch - history.n_iter,
             resumable=not incremental,
             precision=self._precision(rows, previous),
+            untestable=untestable,
         )
 
     def _batch(self, parts):
@@ -374,13 +374,25 @@ class Trainer:
         stopping.candidate(score, state.modules)
         stopping.pca_candidate = stopping.pca_start_best = previous is None
 
-    def _train(self, state, parts, rows, *, scheduler, n_epochs, resumable, precision):
+    def _train(
+        self,
+        state,
+        parts,
+        rows,
+        *,
+        scheduler,
+        n_epochs,
+        resumable,
+        precision,
+        untestable=False,
+    ):
         """Run the epochs on `state`, publishing it through the callbacks; return it.
 
         Ctrl-C keeps the last whole epoch (resumable with `resume`); any other
         failure, divergence included, puts back what the callbacks saved. A
         plan with a time budget is re-sized to what the time left affords after
-        every epoch.
+        every epoch. `untestable`: the run returns PCA of the rows at its end
+        (no split could test it against PCA).
         """
         config, callbacks = self.config, self.callbacks
         group = _distributed.current()
@@ -533,7 +545,7 @@ class Trainer:
         state.finish()
         if stopping.pca_candidate:
             self._keep_or_return_pca(state, stopping, parts, rows, fill)
-        if self._untestable:
+        if untestable:
             state.restart_from_pca(rows.on(state.device), rows.weight_on(state.device))
         if decision is not None:
             _apply_decision(state, rows, decision)
@@ -580,13 +592,8 @@ class Trainer:
 def _score_as_decided(history, decision):
     """Give a cross-validated run cut short the out-of-fold scores of its epoch."""
     n_iter = history.n_iter
-    scores = decision["scores"][:n_iter]
-    history.validation_scores = list(scores)
-    history.validation_loss_curve = (
-        [-0.5 * score for score in scores] if decision["loss_is_half"] else None
-    )
-    history.best_validation_score = scores[-1] if scores else None
-    history.held_out_explained_variance = decision["explained_at"][n_iter]
+    best = decision["scores"][n_iter - 1] if n_iter else None
+    _record_out_of_fold(history, decision, best, decision["explained_at"][n_iter])
 
 
 def _apply_decision(state, rows, decision):
@@ -609,14 +616,23 @@ def _apply_decision(state, rows, decision):
         # No number of epochs beat PCA beyond noise out of fold: return PCA of
         # all the rows, as ``PCA().fit(X)`` would.
         state.restart_from_pca(rows.on(state.device), rows.weight_on(state.device))
-    history = state.history
+    _record_out_of_fold(
+        state.history,
+        decision,
+        decision["best_score"],
+        decision["explained_variance"],
+    )
+
+
+def _record_out_of_fold(history, decision, best_score, explained_variance):
+    """Set a cross-validated run's scores: the folds', up to the epochs it ran."""
     scores = decision["scores"][: history.n_iter]
     history.validation_scores = list(scores)
     history.validation_loss_curve = (
         [-0.5 * score for score in scores] if decision["loss_is_half"] else None
     )
-    history.best_validation_score = decision["best_score"]
-    history.held_out_explained_variance = decision["explained_variance"]
+    history.best_validation_score = best_score
+    history.held_out_explained_variance = explained_variance
 
 
 def _start_explained_variance(state, parts, rows):
