@@ -44,6 +44,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skae import MLPAutoencoder
 from skae._crossval import MAX_ROWS
+from skae.metrics import _ratio_standard_error
 
 from common import machine, write_results
 
@@ -145,10 +146,8 @@ def compared(errors, pca_errors):
     The standard error is that of the mean per-row difference (model minus
     PCA), as a fraction of PCA's mean error.
     """
-    difference = errors - pca_errors
-    scale = np.mean(pca_errors)
-    spread = np.std(difference, ddof=1) / np.sqrt(len(difference))
-    return float(np.mean(errors) / scale), float(spread / scale)
+    ratio = float(np.mean(errors) / np.mean(pca_errors))
+    return ratio, _ratio_standard_error(errors, pca_errors)
 
 
 def summary(rows, strategy):

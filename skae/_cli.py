@@ -463,6 +463,8 @@ def _add_ratio_to_pca(table, models, X_test):
     per-row difference of error (model minus PCA), as a fraction of PCA's mean
     error, as the fit's own test against PCA measures it. NaN on one test row.
     """
+    from skae.metrics import _ratio_standard_error
+
     X_test = np.asarray(X_test, dtype=np.float64)
     errors = {
         name: np.mean(
@@ -478,15 +480,9 @@ def _add_ratio_to_pca(table, models, X_test):
     }
     ratios, standard_errors = [], []
     for name, row in table.iterrows():
-        reference = errors[pca_names[row["n_components"]]]
-        difference = errors[name] - reference
-        ratios.append(
-            row["test_mse"] / table.loc[pca_names[row["n_components"]], "test_mse"]
-        )
-        spread = np.nan
-        if len(difference) > 1:
-            spread = np.std(difference, ddof=1) / math.sqrt(len(difference))
-        standard_errors.append(spread / np.mean(reference))
+        pca = pca_names[row["n_components"]]
+        ratios.append(row["test_mse"] / table.loc[pca, "test_mse"])
+        standard_errors.append(_ratio_standard_error(errors[name], errors[pca]))
     table = table.copy()
     table.insert(3, "mse_vs_pca", ratios)
     table.insert(4, "mse_vs_pca_se", standard_errors)

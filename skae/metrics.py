@@ -231,6 +231,20 @@ def compare(models, X_train, X_test, *, verbose=False):
     return pd.DataFrame(rows).set_index("name")
 
 
+def _ratio_standard_error(errors, reference_errors):
+    """Return the standard error of mean(errors) / mean(reference_errors), paired.
+
+    Both are per-row errors of the same rows: it is the standard error of the
+    mean per-row difference, as a fraction of the reference's mean error (as
+    a fit's own test against PCA measures it). NaN on one row.
+    """
+    difference = np.asarray(errors, float) - np.asarray(reference_errors, float)
+    if len(difference) < 2:
+        return float("nan")
+    spread = np.std(difference, ddof=1) / np.sqrt(len(difference))
+    return float(spread / np.mean(reference_errors))
+
+
 def _fitted_width(model):
     """Return the width a fitted reducer (or a pipeline's last step) kept."""
     if hasattr(model, "steps"):
